@@ -1,0 +1,195 @@
+"""The target grid: CRS, a north-up transform snapped to the resolution, and blocks."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from affine import Affine
+from pyproj import CRS, Transformer
+
+from .errors import EmbeddingsError
+
+DEFAULT_BLOCK = 512
+DEFAULT_MAX_PIXELS = 200_000_000
+
+
+@lru_cache(maxsize=64)
+def crs_from(text: str) -> CRS:
+    try:
+        return CRS.from_user_input(text)
+    except Exception:
+        raise EmbeddingsError(f"'{text}' is not a coordinate reference system the plugin knows.") from None
+
+
+@lru_cache(maxsize=256)
+def transformer(src: str, dst: str) -> Transformer:
+    """A cached always-xy transformer between two CRS given as strings."""
+    return Transformer.from_crs(crs_from(src), crs_from(dst), always_xy=True)
+
+
+def same_crs(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    return crs_from(a) == crs_from(b)
+
+
+def utm_epsg(lon: float, lat: float) -> str:
+    """The WGS84 / UTM zone CRS for a point (standard zones, no Norway exceptions)."""
+    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
+
+
+def densify_box(xmin: float, ymin: float, xmax: float, ymax: float, n: int = 21):
+    """Points along the outline of a box, so that a reprojected box keeps its bulges."""
+    t = np.linspace(0.0, 1.0, n)
+    xs = np.concatenate([xmin + (xmax - xmin) * t, np.full(n, xmax), xmax - (xmax - xmin) * t, np.full(n, xmin)])
+    ys = np.concatenate([np.full(n, ymin), ymin + (ymax - ymin) * t, np.full(n, ymax), ymax - (ymax - ymin) * t])
+    return xs, ys
+
+
+def transform_bounds(bounds, src: str, dst: str, n: int = 21) -> tuple[float, float, float, float]:
+    """Bounds of a box after reprojection, following its densified outline."""
+    xmin, ymin, xmax, ymax = bounds
+    if same_crs(src, dst):
+        return (xmin, ymin, xmax, ymax)
+    xs, ys = densify_box(xmin, ymin, xmax, ymax, n)
+    tx, ty = transformer(src, dst).transform(xs, ys)
+    tx = np.asarray(tx)
+    ty = np.asarray(ty)
+    ok = np.isfinite(tx) & np.isfinite(ty)
+    if not ok.any():
+        raise EmbeddingsError(
+            "The extent cannot be projected into the target CRS; choose a smaller extent or another CRS."
+        )
+    return (float(tx[ok].min()), float(ty[ok].min()), float(tx[ok].max()), float(ty[ok].max()))
+
+
+@dataclass(frozen=True)
+class Window:
+    col_off: int
+    row_off: int
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    def slices(self) -> tuple[slice, slice]:
+        return (slice(self.row_off, self.row_off + self.height), slice(self.col_off, self.col_off + self.width))
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up raster grid in a CRS; ``crs`` is an authority string or WKT."""
+
+    crs: str
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def resolution(self) -> float:
+        return float(self.transform.a)
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        t = self.transform
+        return (t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f)
+
+    def window_bounds(self, w: Window) -> tuple[float, float, float, float]:
+        t = self.transform
+        x0 = t.c + t.a * w.col_off
+        y1 = t.f + t.e * w.row_off
+        return (x0, y1 + t.e * w.height, x0 + t.a * w.width, y1)
+
+    def window_transform(self, w: Window) -> Affine:
+        return self.transform * Affine.translation(w.col_off, w.row_off)
+
+    def centres(self, w: Window) -> tuple[np.ndarray, np.ndarray]:
+        """1-D x of the window's columns and y of its rows (pixel centres)."""
+        t = self.transform
+        xs = t.c + t.a * (np.arange(w.col_off, w.col_off + w.width) + 0.5)
+        ys = t.f + t.e * (np.arange(w.row_off, w.row_off + w.height) + 0.5)
+        return xs, ys
+
+    def blocks(self, size: int = DEFAULT_BLOCK):
+        """Windows of at most ``size`` x ``size`` pixels, row by row."""
+        for r in range(0, self.height, size):
+            for c in range(0, self.width, size):
+                yield Window(c, r, min(size, self.width - c), min(size, self.height - r))
+
+    def block_count(self, size: int = DEFAULT_BLOCK) -> int:
+        return math.ceil(self.width / size) * math.ceil(self.height / size)
+
+    def refined(self, factor: int) -> Grid:
+        """The same area at ``factor`` times finer pixels."""
+        t = self.transform
+        return Grid(
+            self.crs, Affine(t.a / factor, 0, t.c, 0, t.e / factor, t.f), self.width * factor, self.height * factor
+        )
+
+    def bounds_in(self, crs: str, w: Window | None = None) -> tuple[float, float, float, float]:
+        b = self.bounds if w is None else self.window_bounds(w)
+        return transform_bounds(b, self.crs, crs)
+
+    def index_of(self, x: float, y: float) -> tuple[int, int]:
+        """(row, col) of the pixel holding a point in the grid's CRS."""
+        col, row = ~self.transform * (x, y)
+        return int(math.floor(row)), int(math.floor(col))
+
+
+def grid_for_extent(
+    extent: tuple[float, float, float, float],
+    extent_crs: str,
+    target_crs: str | None = None,
+    resolution_m: float = 10.0,
+) -> Grid:
+    """The grid covering ``extent`` in ``target_crs`` (default: UTM zone of the centre).
+
+    Edges are snapped outward to multiples of the resolution, so that at 10 m in the
+    tiles' own UTM zone the grid lines up with the AEF pixels.
+    """
+    xmin, ymin, xmax, ymax = (float(v) for v in extent)
+    if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)) or xmax <= xmin or ymax <= ymin:
+        raise EmbeddingsError("The extent is empty; draw or choose an extent with a width and a height.")
+    if not resolution_m or resolution_m <= 0:
+        raise EmbeddingsError("The resolution must be a positive number of metres (10 is the product's own).")
+    if not target_crs:
+        cx, cy = transformer(extent_crs, "EPSG:4326").transform((xmin + xmax) / 2, (ymin + ymax) / 2)
+        if not (math.isfinite(cx) and math.isfinite(cy)):
+            raise EmbeddingsError("The centre of the extent cannot be placed on Earth; check the extent's CRS.")
+        target_crs = utm_epsg(cx, cy)
+    crs = crs_from(target_crs)
+    if crs.is_geographic:
+        raise EmbeddingsError(
+            f"The target CRS {target_crs} is geographic (degrees); choose a projected CRS in metres, "
+            "or leave it empty for the UTM zone of the extent."
+        )
+    txmin, tymin, txmax, tymax = transform_bounds((xmin, ymin, xmax, ymax), extent_crs, target_crs)
+    res = float(resolution_m)
+    # Snap outward, with a small tolerance so that an extent already on the grid stays put.
+    eps = res * 1e-6
+    gx0 = math.floor((txmin + eps) / res) * res
+    gy0 = math.floor((tymin + eps) / res) * res
+    gx1 = math.ceil((txmax - eps) / res) * res
+    gy1 = math.ceil((tymax - eps) / res) * res
+    width = max(1, int(round((gx1 - gx0) / res)))
+    height = max(1, int(round((gy1 - gy0) / res)))
+    return Grid(target_crs, Affine(res, 0.0, gx0, 0.0, -res, gy1), width, height)
+
+
+def check_size(grid: Grid, max_pixels: int, bands: int = 64) -> None:
+    if max_pixels and grid.pixels > max_pixels:
+        raise EmbeddingsError(
+            f"The extent is {grid.width} x {grid.height} = {grid.pixels:,} pixels at {grid.resolution:g} m, "
+            f"above the limit of {int(max_pixels):,} pixels ({grid.pixels * bands / 1e9:.1f} GB of embeddings); "
+            "zoom in, choose a coarser resolution, or raise the limit."
+        )
