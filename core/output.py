@@ -1,0 +1,188 @@
+"""GeoTIFF outputs that only ever appear complete.
+
+Everything is written under a temporary name in the destination folder and renamed into
+place on success; on any error or cancellation the temporary file is removed and an
+older file at the destination is left as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+
+from .errors import EmbeddingsError
+from .grid import Grid, crs_from
+from .quant import FORMULA, NODATA
+
+_ZSTD = None
+
+
+def _zstd_or_deflate() -> str:
+    """ZSTD when this GDAL build writes it, else DEFLATE."""
+    global _ZSTD
+    if _ZSTD is None:
+        import numpy as np
+        from rasterio.io import MemoryFile
+
+        try:
+            with MemoryFile() as mem:
+                with mem.open(driver="GTiff", width=16, height=16, count=1, dtype="uint8", compress="zstd") as ds:
+                    ds.write(np.zeros((1, 16, 16), "uint8"))
+                with mem.open() as ds:
+                    _ZSTD = (ds.profile.get("compress") or "").lower() == "zstd"
+        except Exception:
+            _ZSTD = False
+    return "ZSTD" if _ZSTD else "DEFLATE"
+
+
+def temp_path_for(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix or '.tif'}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside ``path``; rename it into place on success."""
+    path = Path(path)
+    if not path.parent.exists():
+        raise EmbeddingsError(f"The output folder {path.parent} does not exist; choose another output file.")
+    tmp = temp_path_for(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        _remove_with_sidecars(tmp)
+        raise
+    finally:
+        _remove_with_sidecars(tmp, only_sidecars=True)
+
+
+def _remove_with_sidecars(path: Path, only_sidecars: bool = False) -> None:
+    targets = [Path(str(path) + ".aux.xml"), Path(str(path) + ".ovr"), Path(str(path) + ".msk")]
+    if not only_sidecars:
+        targets.insert(0, path)
+    for p in targets:
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
+def geotiff_profile(grid: Grid, count: int, dtype: str, nodata, block: int = 512) -> dict:
+    tiled = grid.width >= 16 and grid.height >= 16
+    profile = {
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": count,
+        "dtype": dtype,
+        "nodata": nodata,
+        "crs": crs_from(grid.crs),
+        "transform": grid.transform,
+        "compress": _zstd_or_deflate(),
+        "interleave": "pixel",
+        "BIGTIFF": "IF_SAFER",
+        "PHOTOMETRIC": "MINISBLACK",
+    }
+    if tiled:
+        size = 512 if min(grid.width, grid.height) >= 512 else 256
+        if min(grid.width, grid.height) < 256:
+            size = 16 * max(1, min(grid.width, grid.height) // 16)
+        profile.update(tiled=True, blockxsize=size, blockysize=size)
+    if dtype in ("float32", "float64"):
+        profile["predictor"] = 3 if profile["compress"] != "ZSTD" else 1
+    return profile
+
+
+@contextlib.contextmanager
+def open_embedding_output(path, grid: Grid, band_names, tags: dict | None = None):
+    """A 64-band (or N-band) int8 GeoTIFF with AEF quantisation, written atomically."""
+    import rasterio
+
+    with atomic_path(path) as tmp:
+        profile = geotiff_profile(grid, len(band_names), "int8", NODATA)
+        try:
+            ds = rasterio.open(tmp, "w", **profile)
+        except Exception as exc:
+            raise EmbeddingsError(f"The output file {path} cannot be created ({exc}).") from None
+        with ds:
+            for i, name in enumerate(band_names, start=1):
+                ds.set_band_description(i, name)
+            ds.update_tags(AEF_QUANTIZATION=FORMULA, **(tags or {}))
+            yield ds
+
+
+@contextlib.contextmanager
+def open_float_output(path, grid: Grid, band_names=("value",), nodata: float = -9999.0, tags: dict | None = None):
+    """A float32 GeoTIFF written atomically."""
+    import rasterio
+
+    with atomic_path(path) as tmp:
+        profile = geotiff_profile(grid, len(band_names), "float32", nodata)
+        try:
+            ds = rasterio.open(tmp, "w", **profile)
+        except Exception as exc:
+            raise EmbeddingsError(f"The output file {path} cannot be created ({exc}).") from None
+        with ds:
+            for i, name in enumerate(band_names, start=1):
+                ds.set_band_description(i, name)
+            if tags:
+                ds.update_tags(**tags)
+            yield ds
+
+
+def write_signed_view_vrt(tif_path, vrt_path=None) -> str:
+    """A VRT beside an int8 GeoTIFF that shows its codes as signed Int16.
+
+    GDAL before 3.7 has no Int8 type: it reads int8 files as Byte, and QGIS then shows
+    -1 as 255 and no no-data at all. The VRT maps the bytes back to -128..127 with a
+    lookup table (exact for every code), keeps no-data -128, the band names and the
+    AEF quantisation tag, so that QGIS renders and identifies the real codes.
+    """
+    from xml.sax.saxutils import escape
+
+    import rasterio
+
+    tif_path = Path(tif_path)
+    vrt_path = Path(vrt_path) if vrt_path else tif_path.with_name(tif_path.stem + "_view.vrt")
+    with rasterio.open(tif_path) as ds:
+        width, height, count = ds.width, ds.height, ds.count
+        gt = ds.transform.to_gdal()
+        wkt = ds.crs.to_wkt() if ds.crs else ""
+        names = ds.descriptions
+        tags = ds.tags()
+        block = ds.block_shapes[0]
+    rel = os.path.relpath(tif_path, vrt_path.parent)
+    meta = "".join(f'<MDI key="{escape(k)}">{escape(v)}</MDI>' for k, v in tags.items())
+    bands = []
+    for i in range(count):
+        bands.append(
+            f'  <VRTRasterBand dataType="Int16" band="{i + 1}" blockXSize="{block[1]}" blockYSize="{block[0]}">\n'
+            f"    <Description>{escape(names[i] or f'b{i + 1:02d}')}</Description>\n"
+            "    <NoDataValue>-128</NoDataValue>\n"
+            "    <ComplexSource>\n"
+            f'      <SourceFilename relativeToVRT="1">{escape(rel)}</SourceFilename>\n'
+            f"      <SourceBand>{i + 1}</SourceBand>\n"
+            f'      <SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>\n'
+            f'      <DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>\n'
+            "      <LUT>0:0,127:127,128:-128,255:-1</LUT>\n"
+            "    </ComplexSource>\n"
+            "  </VRTRasterBand>"
+        )
+    xml = (
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">\n'
+        f"  <SRS>{escape(wkt)}</SRS>\n"
+        f"  <GeoTransform>{', '.join(repr(float(v)) for v in gt)}</GeoTransform>\n"
+        f"  <Metadata>{meta}</Metadata>\n" + "\n".join(bands) + "\n</VRTDataset>\n"
+    )
+    with atomic_path(vrt_path) as tmp:
+        Path(tmp).write_text(xml)
+    return str(vrt_path)
+
+
+def gdal_has_int8() -> bool:
+    """True when this GDAL (3.7+) has a real Int8 type."""
+    import rasterio
+
+    major, minor = (int(p) for p in rasterio.__gdal_version__.split(".")[:2])
+    return (major, minor) >= (3, 7)
