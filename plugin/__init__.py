@@ -1,0 +1,1 @@
+"""Desktop glue: the plugin class, actions, map tool, background tasks, messages."""

@@ -1,0 +1,1 @@
+"""The Processing provider and its algorithms: parameters in, one core call, outputs out."""

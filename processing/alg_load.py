@@ -1,0 +1,71 @@
+"""embeddings:load - Load embeddings for extent."""
+
+from __future__ import annotations
+
+from qgis.core import QgsProcessingException, QgsProcessingParameterRasterDestination
+
+from ..core.load import load_embeddings
+from .base import EmbeddingsAlgorithm, FeedbackProgress, tr, with_help
+from .styles import EmbeddingsRgbStyle, keep
+
+
+class LoadEmbeddingsAlgorithm(EmbeddingsAlgorithm):
+    icon_name = "load.svg"
+    help_text = (
+        "Reads one year of satellite embeddings (AlphaEarth Foundations or a collection in the same "
+        "layout) for an extent and writes them as one 64-band GeoTIFF on a clean grid.\n\n"
+        "Inputs: the collection (empty = the public product on Source Cooperative), the year, the "
+        "extent (normally the map canvas), the target CRS (empty = the UTM zone of the extent, where "
+        "the product's pixels line up) and the resolution in metres (10 = native; coarser values "
+        "average the vectors and renormalise them).\n\n"
+        "Output: int8 GeoTIFF, 64 bands A00..A63, no-data -128, the AEF quantisation kept "
+        "(value = sign(q) * (q / 127.5)^2), tiled and compressed, north-up. It loads as an RGB "
+        "rendering of A01/A16/A09 stretched to +-0.3.\n\n"
+        "Only the tile blocks that the extent needs are read, block by block, so memory does not "
+        "grow with the extent. Extents above the pixel limit are refused with their size.\n\n"
+        "Example (qgis_process): qgis_process run embeddings:load -- SOURCE=/data/aef/aef_index.csv "
+        'YEAR=2024 EXTENT="-90.02,-89.98,44.44,44.46 [EPSG:4326]" OUTPUT=/tmp/emb_2024.tif'
+    )
+
+    def name(self) -> str:
+        return "load"
+
+    def displayName(self) -> str:
+        return tr("Load embeddings for extent")
+
+    def initAlgorithm(self, config=None):
+        self.add_source_parameters()
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterRasterDestination("OUTPUT", tr("Embeddings")),
+                "The 64-band int8 GeoTIFF to write (.tif).",
+            )
+        )
+
+    def processAlgorithm(self, parameters, context, feedback):
+        source = self.source_string(parameters, context)
+        year = self.parameterAsInt(parameters, "YEAR", context)
+        grid = self.grid_parameters(parameters, context)
+        if "extent" not in grid:
+            raise QgsProcessingException(tr("Choose an extent to read (for example the map canvas extent)."))
+        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        if not output.lower().endswith((".tif", ".tiff")):
+            raise QgsProcessingException(tr("The output must be a GeoTIFF file (.tif)."))
+        result = self.run_core(
+            load_embeddings,
+            feedback,
+            source,
+            year,
+            grid["extent"],
+            grid["extent_crs"],
+            output,
+            target_crs=grid["target_crs"],
+            resolution_m=grid["resolution_m"],
+            max_pixels=grid["max_pixels"],
+            progress=FeedbackProgress(feedback),
+        )
+        if context.willLoadLayerOnCompletion(output):
+            details = context.layerToLoadOnCompletionDetails(output)
+            details.name = tr(f"Embeddings {year}")
+            details.setPostProcessor(keep(EmbeddingsRgbStyle()))
+        return {"OUTPUT": output, "VALID_PIXELS": result.valid_pixels}
