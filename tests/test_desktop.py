@@ -1,0 +1,97 @@
+"""The real QGIS desktop under Xvfb, with the plugin installed by make install."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+from qgis_cli import make_profile
+
+
+def run_desktop(tmp_path, drive_script, extra_env=None, timeout=240, install=True):
+    """Start QGIS under xvfb-run with ``drive_script``; stop early on a Python error.
+
+    With ``install``, the plugin is installed first by ``make install`` into a throwaway
+    profile. Returns (log lines, report dict or None, stdout+stderr tail).
+    """
+    root = tmp_path / "qgis-profile"
+    if install:
+        env = make_profile(root)
+    else:
+        root.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, QGIS_CUSTOM_CONFIG_PATH=str(root))
+    env.pop("QT_QPA_PLATFORM", None)  # a real (virtual) screen
+    log_path = tmp_path / "messages.log"
+    report_path = tmp_path / "report.json"
+    env["EE_DESKTOP_LOG"] = str(log_path)
+    env["EE_DESKTOP_REPORT"] = str(report_path)
+    env["PYQGIS_STARTUP"] = os.path.join(os.path.dirname(__file__), "desktop_startup.py")
+    env.update(extra_env or {})
+    cmd = [
+        "xvfb-run",
+        "-a",
+        "-s",
+        "-screen 0 1280x1024x24",
+        shutil.which("qgis"),
+        "--nologo",
+        "--noversioncheck",
+        "--nocustomization",
+        "--profiles-path",
+        str(root),
+        "--code",
+        drive_script,
+    ]
+    out_path = tmp_path / "qgis-output.txt"
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        try:
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.5)
+                if log_path.exists() and "Python error" in log_path.read_text():
+                    time.sleep(1.0)  # let the traceback reach the log
+                    break
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+    log = log_path.read_text() if log_path.exists() else ""
+    report = json.loads(report_path.read_text()) if report_path.exists() else None
+    return log.splitlines(), report, out_path.read_text()[-3000:]
+
+
+def test_desktop_starts_with_the_plugin_and_logs_no_python_error(tmp_path):
+    drive = os.path.join(os.path.dirname(__file__), "desktop_drive.py")
+    log, report, output = run_desktop(tmp_path, drive)
+    python_errors = [line for line in log if line.startswith("Python error")]
+    assert not python_errors, "\n".join(python_errors)
+    assert report is not None, f"QGIS did not run the drive script:\n{output}"
+    assert report["loaded"] and report["active"] and report["provider"]
+    assert report["actions"], "no menu or toolbar actions"
+    ours = [line for line in log if "earth embeddings" in line.lower() and "\t2\t" in line]
+    assert not ours, "\n".join(ours)
+
+
+def test_package_zip_installs_through_install_from_zip(tmp_path):
+    import zipfile
+
+    from qgis_cli import REPO
+
+    proc = subprocess.run(["make", "-s", "-C", str(REPO), "package"], capture_output=True, text=True, check=True)
+    zip_path = proc.stdout.strip().splitlines()[-1]
+    names = zipfile.ZipFile(zip_path).namelist()
+    assert "earth_embeddings/metadata.txt" in names and "earth_embeddings/__init__.py" in names
+    assert all(n.startswith("earth_embeddings/") for n in names)
+    assert not [n for n in names if "/tests/" in n or "__pycache__" in n or n.endswith(".pyc") or "/scripts/" in n]
+    drive = os.path.join(os.path.dirname(__file__), "desktop_install_zip.py")
+    log, report, output = run_desktop(tmp_path, drive, extra_env={"EE_PLUGIN_ZIP": zip_path}, install=False)
+    python_errors = [line for line in log if line.startswith("Python error")]
+    assert not python_errors, "\n".join(python_errors)
+    assert report is not None, f"QGIS did not run the drive script:\n{output}"
+    assert report["installed_dir"] and report["loaded"] and report["active"] and report["provider"]
+    assert "embeddings:load" in report["algorithms"]

@@ -1,0 +1,84 @@
+"""The plugin through the qgis_process command line, installed with make install."""
+
+import pytest
+import rasterio
+from qgis_cli import QGIS_PROCESS, make_profile, qgis_process, run_algorithm
+
+
+@pytest.fixture(scope="module")
+def profile_env(tmp_path_factory):
+    assert QGIS_PROCESS, "qgis_process.bin is not installed"
+    return make_profile(tmp_path_factory.mktemp("qgis-profile"))
+
+
+def test_make_install_then_list_shows_the_provider(profile_env):
+    proc = qgis_process(["list"], profile_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Earth Embeddings" in proc.stdout
+    assert "embeddings:load" in proc.stdout
+
+
+def test_help_lists_every_parameter(profile_env):
+    proc = qgis_process(["help", "embeddings:load"], profile_env)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("SOURCE", "YEAR", "EXTENT", "TARGET_CRS", "RESOLUTION", "OUTPUT"):
+        assert name in proc.stdout
+
+
+def test_run_load_from_the_command_line(profile_env, sample_index, truth, tmp_path):
+    w, s, e, n = truth.notes["bbox_wgs84"]
+    out = tmp_path / "emb.tif"
+    proc = run_algorithm(
+        "embeddings:load",
+        {
+            "SOURCE": sample_index,
+            "YEAR": 2024,
+            "EXTENT": f"{w},{e},{s},{n} [EPSG:4326]",
+            "OUTPUT": str(out),
+        },
+        profile_env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.json["results"]["OUTPUT"] == str(out)
+    with rasterio.open(out) as ds:
+        assert ds.count == 64 and ds.dtypes[0] == "int8"
+
+
+def test_bad_input_exits_non_zero_with_the_message_and_no_file(profile_env, sample_index, truth, tmp_path):
+    w, s, e, n = truth.notes["bbox_wgs84"]
+    out = tmp_path / "emb.tif"
+    proc = run_algorithm(
+        "embeddings:load",
+        {
+            "SOURCE": sample_index,
+            "YEAR": 2003,
+            "EXTENT": f"{w},{e},{s},{n} [EPSG:4326]",
+            "OUTPUT": str(out),
+        },
+        profile_env,
+        json_output=False,
+    )
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert "no embeddings for 2003" in text and "2017, 2024" in text
+    assert "Traceback" not in text
+    assert not out.exists()
+
+
+def test_make_uninstall_removes_the_plugin(tmp_path_factory):
+    import subprocess
+
+    from qgis_cli import REPO
+
+    root = tmp_path_factory.mktemp("qgis-profile-2")
+    env = make_profile(root)
+    subprocess.run(
+        ["make", "-s", "-C", str(REPO), "uninstall", f"PROFILE_DIR={root / 'profiles' / 'default'}"],
+        check=True,
+        capture_output=True,
+    )
+    assert not (root / "profiles" / "default" / "python" / "plugins" / "earth_embeddings").exists()
+    ini = (root / "profiles" / "default" / "QGIS" / "QGIS3.ini").read_text()
+    assert "earth_embeddings" not in ini
+    proc = qgis_process(["list"], env)
+    assert "embeddings:load" not in proc.stdout
