@@ -193,3 +193,22 @@ def check_size(grid: Grid, max_pixels: int, bands: int = 64) -> None:
             f"above the limit of {int(max_pixels):,} pixels ({grid.pixels * bands / 1e9:.1f} GB of embeddings); "
             "zoom in, choose a coarser resolution, or raise the limit."
         )
+
+
+def grid_of_raster(path: str) -> Grid:
+    """The north-up grid of a raster file (a bottom-up file gets the same area north-up)."""
+    import rasterio
+    from affine import Affine as _Affine
+
+    with rasterio.open(path) as ds:
+        t = ds.transform
+        if ds.crs is None:
+            raise EmbeddingsError(f"The raster {path} has no coordinate reference system.")
+        if t.b or t.d:
+            raise EmbeddingsError(f"The raster {path} is rotated; warp it to a north-up grid first.")
+        crs = ds.crs.to_string()
+        if t.e > 0:  # bottom-up: same pixels, described from the top
+            t = _Affine(t.a, 0.0, t.c, 0.0, -t.e, t.f + t.e * ds.height)
+        if abs(abs(t.a) - abs(t.e)) > 1e-9 * abs(t.a):
+            raise EmbeddingsError(f"The raster {path} has non-square pixels; warp it to square pixels first.")
+        return Grid(crs, t, ds.width, ds.height)

@@ -6,6 +6,11 @@ import os
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingParameterCrs,
@@ -15,7 +20,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QCoreApplication, QVariant
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import Cancelled, EmbeddingsError
@@ -80,6 +85,33 @@ class FeedbackProgress(Progress):
             self.feedback.pushWarning(message) if hasattr(self.feedback, "pushWarning") else self.feedback.reportError(
                 message
             )
+
+
+_FIELD_TYPES = {float: QVariant.Double, int: QVariant.LongLong, str: QVariant.String}
+
+
+def make_fields(spec) -> QgsFields:
+    """QgsFields from [(name, python type)] (float, int or str)."""
+    fields = QgsFields()
+    for name, kind in spec:
+        fields.append(QgsField(name, _FIELD_TYPES[kind]))
+    return fields
+
+
+def write_features(sink, fields: QgsFields, rows, feedback=None) -> int:
+    """Add (wkt, {field: value}) rows to a sink; returns how many were written."""
+    count = 0
+    for wkt, attrs in rows:
+        if feedback is not None and feedback.isCanceled():
+            break
+        feat = QgsFeature(fields)
+        feat.setGeometry(QgsGeometry.fromWkt(wkt))
+        for key, value in attrs.items():
+            feat[key] = value
+        if not sink.addFeature(feat, QgsFeatureSink.FastInsert):
+            raise QgsProcessingException(tr("A feature could not be written to the output layer."))
+        count += 1
+    return count
 
 
 def crs_string(crs: QgsCoordinateReferenceSystem) -> str | None:
