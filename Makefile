@@ -34,5 +34,9 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+bench: setup
+	@mkdir -p bench-results
+	@set -e; for b in scripts/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
 clean:
 	rm -rf build dist test-output .qgis-settings
