@@ -18,10 +18,24 @@ from .errors import EmbeddingsError
 from .progress import Progress
 
 USER_AGENT = "earth-embeddings-qgis-plugin/0.1 (+https://github.com/earth-embeddings/earth-embeddings)"
-CONNECT_TIMEOUT_S = 15
-READ_TIMEOUT_S = 60
-RETRIES = 5
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def http_limits() -> tuple[float, float, int]:
+    """(connect timeout s, read timeout s, retries); the environment can override them
+    (EARTH_EMBEDDINGS_HTTP_CONNECT_TIMEOUT, _HTTP_TIMEOUT, _HTTP_RETRIES) for slow links."""
+    return (
+        _env_number("EARTH_EMBEDDINGS_HTTP_CONNECT_TIMEOUT", 15),
+        _env_number("EARTH_EMBEDDINGS_HTTP_TIMEOUT", 60),
+        int(_env_number("EARTH_EMBEDDINGS_HTTP_RETRIES", 5)),
+    )
 
 
 def cache_dir() -> Path:
@@ -41,14 +55,15 @@ def cache_dir() -> Path:
 
 def gdal_http_options() -> dict[str, str]:
     """GDAL configuration for reading COGs over HTTP: no directory listings, retries."""
+    connect_s, read_s, retries = http_limits()
     return {
         "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
         "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF",
         "GDAL_HTTP_USERAGENT": USER_AGENT,
-        "GDAL_HTTP_MAX_RETRY": str(RETRIES),
+        "GDAL_HTTP_MAX_RETRY": str(retries),
         "GDAL_HTTP_RETRY_DELAY": "0.5",
-        "GDAL_HTTP_CONNECTTIMEOUT": str(CONNECT_TIMEOUT_S),
-        "GDAL_HTTP_TIMEOUT": str(READ_TIMEOUT_S),
+        "GDAL_HTTP_CONNECTTIMEOUT": str(max(1, int(connect_s))),
+        "GDAL_HTTP_TIMEOUT": str(max(1, int(read_s))),
         "GDAL_HTTP_MULTIRANGE": "YES",
         "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
         "VSI_CACHE": "TRUE",
@@ -66,11 +81,12 @@ def _session():
             "Reading a remote collection needs the Python package 'requests', which is not "
             "installed in QGIS's Python; install it, or use a local copy of the collection."
         ) from exc
+    retries = http_limits()[2]
     retry = Retry(
-        total=RETRIES,
-        connect=RETRIES,
-        read=RETRIES,
-        status=RETRIES,
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
         backoff_factor=0.5,
         status_forcelist=RETRY_STATUSES,
         allowed_methods=frozenset({"GET", "HEAD"}),
@@ -117,8 +133,6 @@ def fetch_cached(url: str, progress: Progress | None = None, cache: Path | None 
     never holds a partial download. When the server cannot be reached but a cached copy
     exists, the cached copy is used with a warning.
     """
-    import requests
-
     progress = progress or Progress()
     cache = Path(cache or cache_dir()) / "downloads"
     cache.mkdir(parents=True, exist_ok=True)
@@ -139,8 +153,30 @@ def fetch_cached(url: str, progress: Progress | None = None, cache: Path | None 
         headers["If-Modified-Since"] = meta["last_modified"]
 
     session = _session()
+    attempts = max(1, http_limits()[2])
+    for attempt in range(1, attempts + 1):
+        try:
+            return _download(session, url, headers, meta, target, meta_path, cache, key, progress)
+        except _BrokenDownload as exc:
+            # The body broke off (connection dropped mid-way): urllib3 does not retry that.
+            if attempt == attempts:
+                raise EmbeddingsError(
+                    f"The download of {url} kept breaking off ({exc}); check your connection and try again."
+                ) from None
+            progress.warning(f"The download of {url} broke off ({exc}); retrying ({attempt}/{attempts - 1}).")
+            time.sleep(min(8.0, 0.5 * 2 ** (attempt - 1)))
+    raise AssertionError("unreachable")
+
+
+class _BrokenDownload(Exception):
+    pass
+
+
+def _download(session, url, headers, meta, target, meta_path, cache, key, progress) -> CachedFile:
+    import requests
+
     try:
-        response = session.get(url, headers=headers, stream=True, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+        response = session.get(url, headers=headers, stream=True, timeout=http_limits()[:2])
     except requests.RequestException as exc:
         if meta:
             progress.warning(f"Could not reach {url} ({exc.__class__.__name__}); using the cached copy.")
@@ -170,12 +206,13 @@ def fetch_cached(url: str, progress: Progress | None = None, cache: Path | None 
                         progress.set_progress(100.0 * done / total)
                         last_report = time.monotonic()
             if total and done != total:
-                raise EmbeddingsError(f"The download of {url} stopped after {done} of {total} bytes; try again.")
+                raise _BrokenDownload(f"{done} of {total} bytes arrived")
             os.replace(tmp, target)
-        except BaseException as exc:
+        except requests.RequestException as exc:
             Path(tmp).unlink(missing_ok=True)
-            if isinstance(exc, requests.RequestException):
-                raise EmbeddingsError(f"The download of {url} failed: {_short(exc)}; try again.") from exc
+            raise _BrokenDownload(_short(exc)) from None
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
             raise
         new_meta = {
             "url": url,
@@ -193,9 +230,9 @@ def head_ok(url: str) -> bool:
 
     session = _session()
     try:
-        r = session.head(url, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S), allow_redirects=True)
+        r = session.head(url, timeout=http_limits()[:2], allow_redirects=True)
         if r.status_code == 405:
-            r = session.get(url, headers={"Range": "bytes=0-0"}, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+            r = session.get(url, headers={"Range": "bytes=0-0"}, timeout=http_limits()[:2])
         return r.status_code in (200, 206)
     except requests.RequestException:
         return False

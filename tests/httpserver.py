@@ -7,6 +7,7 @@ import email.utils
 import hashlib
 import os
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -30,11 +31,23 @@ class Stats:
             self.status_counts.clear()
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # clients hanging up mid-answer is what failure tests provoke
+
+
 class RangeServer:
     """Serve ``root`` with Range support. Use as a context manager; ``url`` is the base."""
 
     def __init__(
-        self, root, fail_every: int = 0, fail_status: int = 503, drop_every: int = 0, forbid_default_agent: bool = False
+        self,
+        root,
+        fail_every: int = 0,
+        fail_status: int = 503,
+        drop_every: int = 0,
+        forbid_default_agent: bool = False,
+        truncate_every: int = 0,
+        stall_s: float = 0.0,
     ):
         self.root = Path(root).resolve()
         self.stats = Stats()
@@ -42,6 +55,8 @@ class RangeServer:
         self.fail_status = fail_status
         self.drop_every = drop_every
         self.forbid_default_agent = forbid_default_agent
+        self.truncate_every = truncate_every  # send half the body, then close
+        self.stall_s = stall_s  # wait this long before answering
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -67,6 +82,9 @@ class RangeServer:
                     n = st.requests
                     st.paths.append(self.path)
                     st.user_agents.add(self.headers.get("User-Agent", ""))
+                self._head = head
+                if server.stall_s:
+                    time.sleep(server.stall_s)
                 if server.forbid_default_agent and "python-urllib" in self.headers.get("User-Agent", "").lower():
                     return self._error(403)
                 if server.drop_every and n % server.drop_every == 0:
@@ -144,6 +162,12 @@ class RangeServer:
                 self.end_headers()
                 self._count(status)
                 if not head:
+                    if server.truncate_every and n % server.truncate_every == 0 and len(body) > 1:
+                        self.wfile.write(body[: len(body) // 2])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
                     self.wfile.write(body)
                     with st.lock:
                         st.bytes_sent += len(body)
@@ -153,10 +177,11 @@ class RangeServer:
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if not getattr(self, "_head", False):  # a HEAD response has no body
+                    self.wfile.write(body)
                 self._count(status)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -179,7 +204,6 @@ def total_size(root, suffix=".tiff") -> int:
 
 if __name__ == "__main__":  # serve a folder by hand: python tests/httpserver.py DIR
     import sys
-    import time
 
     with RangeServer(sys.argv[1]) as s:
         print(s.url, flush=True)
