@@ -73,10 +73,14 @@ class SampleTruth:
         x, y = self.local_xy(lon, lat)
         seeds = np.asarray(self.seeds_xy)
         shape = np.shape(x)
-        px = np.reshape(x, (-1, 1))
-        py = np.reshape(y, (-1, 1))
-        d = (px - seeds[None, :, 0]) ** 2 + (py - seeds[None, :, 1]) ** 2
-        return np.asarray(self.seed_class)[np.argmin(d, axis=1)].reshape(shape)
+        px = np.reshape(x, -1)
+        py = np.reshape(y, -1)
+        nearest = np.empty(px.shape, dtype=np.int64)
+        step = max(1, 4_000_000 // max(len(seeds), 1))  # bounded memory for big collections
+        for i in range(0, px.size, step):
+            d = (px[i : i + step, None] - seeds[None, :, 0]) ** 2 + (py[i : i + step, None] - seeds[None, :, 1]) ** 2
+            nearest[i : i + step] = np.argmin(d, axis=1)
+        return np.asarray(self.seed_class)[nearest].reshape(shape)
 
     def change_at(self, lon, lat) -> np.ndarray:
         """True where the class in the last year differs from the first (planted change)."""
