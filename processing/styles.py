@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from qgis.core import QgsProcessingLayerPostProcessorInterface, QgsRasterLayer
+from qgis.core import Qgis, QgsProcessingLayerPostProcessorInterface, QgsRasterLayer
 
 STYLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "styles")
 
@@ -35,7 +35,7 @@ def needs_signed_view(layer: QgsRasterLayer) -> bool:
 
     if gdal_has_int8():
         return False
-    return layer.dataProvider() is not None and layer.dataProvider().dataType(1) == 1  # Qgis.Byte
+    return layer.dataProvider() is not None and layer.dataProvider().dataType(1) == Qgis.DataType.Byte
 
 
 def use_signed_view(layer: QgsRasterLayer) -> None:
