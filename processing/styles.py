@@ -30,12 +30,12 @@ def apply_qml(layer, name: str) -> bool:
 
 
 def needs_signed_view(layer: QgsRasterLayer) -> bool:
-    """True when this QGIS reads an int8 file as unsigned Byte (GDAL < 3.7)."""
-    from ..core.output import gdal_has_int8
+    """True when this QGIS reads an int8 file as unsigned Byte (its GDAL is older than 3.7).
 
-    if gdal_has_int8():
-        return False
-    return layer.dataProvider() is not None and layer.dataProvider().dataType(1) == Qgis.DataType.Byte
+    Asks QGIS's own provider: rasterio may carry another GDAL than QGIS (pip wheels do).
+    """
+    provider = layer.dataProvider()
+    return provider is not None and provider.dataType(1) == Qgis.DataType.Byte
 
 
 def use_signed_view(layer: QgsRasterLayer) -> None:
