@@ -107,19 +107,11 @@ build() {
     local start=$SECONDS
     say "building Debian $SUITE with QGIS into $ROOT (a few minutes; cached afterwards)"
     mkdir -p "$tmp"
-    debootstrap --variant=minbase --merged-usr "$SUITE" "$tmp" "$MIRROR" >"$CACHE/$SUITE-$HASH.build.log" 2>&1 || {
-        tail -20 "$CACHE/$SUITE-$HASH.build.log" >&2
-        say "debootstrap failed (log: $CACHE/$SUITE-$HASH.build.log)"
-        return 1
-    }
-    # No services start in a chroot; dpkg need not fsync a throwaway system.
-    printf '#!/bin/sh\nexit 101\n' >"$tmp/usr/sbin/policy-rc.d"
-    chmod 755 "$tmp/usr/sbin/policy-rc.d"
-    echo force-unsafe-io >"$tmp/etc/dpkg/dpkg.cfg.d/unsafe-io"
-    echo "deb $MIRROR $SUITE main" >"$tmp/etc/apt/sources.list"
+    # In a private mount namespace too: debootstrap mounts /proc and /sys in the target, and
+    # an interrupted build must not leave them mounted.
     # shellcheck disable=SC2086
     unshare --mount --propagation private bash "$SELF" __install "$tmp" $PACKAGES || {
-        say "installing the packages failed"
+        say "building the chroot failed (log: $CACHE/$SUITE-$HASH.build.log)"
         return 1
     }
     touch "$tmp/.complete"
@@ -128,14 +120,24 @@ build() {
     say "built $ROOT in $(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s"
 }
 
-# Inside the namespace: install the packages into a fresh debootstrap.
+# Inside the namespace: debootstrap, then the packages with apt (which resolves them better
+# than debootstrap's --include).
 inner_install() {
-    local root=$1
+    local root=$1 log="$CACHE/$SUITE-$HASH.build.log"
     shift
+    debootstrap --variant=minbase --merged-usr "$SUITE" "$root" "$MIRROR" >"$log" 2>&1 || {
+        tail -20 "$log" >&2
+        return 1
+    }
+    # No services start in a chroot; dpkg need not fsync a throwaway system.
+    printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+    chmod 755 "$root/usr/sbin/policy-rc.d"
+    echo force-unsafe-io >"$root/etc/dpkg/dpkg.cfg.d/unsafe-io"
+    echo "deb $MIRROR $SUITE main" >"$root/etc/apt/sources.list"
     mount_into "$root"
-    in_root "$root" apt-get update -q
-    in_root "$root" apt-get install -y -q --no-install-recommends "$@" >"$root/var/log/earth-embeddings-install.log" 2>&1 || {
-        tail -30 "$root/var/log/earth-embeddings-install.log" >&2
+    in_root "$root" apt-get update -q >>"$log" 2>&1
+    in_root "$root" apt-get install -y -q --no-install-recommends "$@" >>"$log" 2>&1 || {
+        tail -30 "$log" >&2
         return 1
     }
     in_root "$root" apt-get clean
