@@ -1,21 +1,31 @@
-# Earth Embeddings: make setup | test | install | uninstall | package | lint | demo | bench
+# Earth Embeddings: make setup | test | test-host | test-qgis340 | install | uninstall | package | lint | demo | bench
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE_DIR ?=
 PYTEST_ARGS ?=
+# make test also runs the suite on QGIS 3.40 (Debian 13 chroot) when it can: auto | 0 (skip) | 1 (required)
+QGIS340 ?= auto
+export PYTEST_ARGS QGIS340
 export QT_QPA_PLATFORM ?= offscreen
 export PROJ_DATA ?= /usr/share/proj
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test test-fast install uninstall package lint format demo bench clean
+.PHONY: setup test test-host test-qgis340 test-fast install uninstall package lint format demo bench clean
 
 setup:
 	@VENV=$(VENV) sh scripts/setup.sh
 
 test: setup
+	@VENV=$(VENV) bash scripts/test_all.sh
+
+test-host: setup
 	@mkdir -p test-output
 	$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS) tests
+
+# Debian 13 chroot (QGIS 3.40, Python 3.13, NumPy 2) built once under /var/cache/earth-embeddings
+test-qgis340:
+	@bash scripts/qgis340.sh test
 
 install:
 	@/usr/bin/env python3 scripts/install_plugin.py $(if $(PROFILE_DIR),--profile-dir "$(PROFILE_DIR)")

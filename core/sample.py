@@ -225,8 +225,11 @@ def _write_tile(path: Path, codes: np.ndarray, crs: str, west: float, south: flo
             ok = (cnt > 0) & (norm > 0)
             mean = np.where(ok[None], vv / np.where(norm > 0, norm, 1.0)[None], np.nan)
             q = quantize(mean)
+            # GDAL < 3.7 stores int8 as Byte (give it the bytes); from 3.7 on the band is Int8,
+            # and bytes above 127 would be clipped to 127.
+            signed = getattr(gdal, "GDT_Int8", None) == ds.GetRasterBand(1).DataType
             for b in range(bands):
-                ds.GetRasterBand(b + 1).GetOverview(k).WriteArray(q[b].view(np.uint8))
+                ds.GetRasterBand(b + 1).GetOverview(k).WriteArray(q[b] if signed else q[b].view(np.uint8))
     ds = None
     gdal.Translate(
         str(path),

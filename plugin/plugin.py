@@ -6,7 +6,11 @@ import os
 
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
 from qgis.PyQt.QtGui import QIcon
-from qgis.PyQt.QtWidgets import QAction
+
+try:
+    from qgis.PyQt.QtGui import QAction  # Qt 6 moved it here
+except ImportError:
+    from qgis.PyQt.QtWidgets import QAction
 
 from ..core.deps import install_message, missing_dependencies
 
@@ -34,7 +38,9 @@ class EarthEmbeddingsPlugin:
         registry = QgsApplication.processingRegistry()
         if registry.providerById("embeddings") is not None:
             # Another instance is registered (a plugin reload): QGIS would delete ours.
-            QgsMessageLog.logMessage("The Earth Embeddings provider is already registered.", LOG_TAG, Qgis.Info)
+            QgsMessageLog.logMessage(
+                "The Earth Embeddings provider is already registered.", LOG_TAG, Qgis.MessageLevel.Info
+            )
             return
         provider = EmbeddingsProvider()
         if registry.addProvider(provider):
@@ -66,7 +72,7 @@ class EarthEmbeddingsPlugin:
         missing = missing_dependencies()
         self.dependency_message = install_message(missing)
         if missing:
-            level = Qgis.Critical if any(d.required for d in missing) else Qgis.Warning
+            level = Qgis.MessageLevel.Critical if any(d.required for d in missing) else Qgis.MessageLevel.Warning
             QgsMessageLog.logMessage(self.dependency_message, LOG_TAG, level)
             self.iface.messageBar().pushMessage("Earth Embeddings", self.dependency_message, level=level, duration=0)
         return self.dependency_message

@@ -20,12 +20,21 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
-from qgis.PyQt.QtCore import QCoreApplication, QVariant
+from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import Cancelled, EmbeddingsError
 from ..core.grid import DEFAULT_MAX_PIXELS
 from ..core.progress import Progress
+from .compat import (
+    FIELD_DOUBLE,
+    FIELD_INT64,
+    FIELD_STRING,
+    NUMBER_DOUBLE,
+    NUMBER_INTEGER,
+    PARAMETER_ADVANCED,
+    WKT2_2019,
+)
 
 ICONS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons")
 
@@ -59,7 +68,7 @@ def tr(text: str) -> str:
 def with_help(param: QgsProcessingParameterDefinition, text: str, advanced: bool = False):
     param.setHelp(tr(text))
     if advanced:
-        param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        param.setFlags(param.flags() | PARAMETER_ADVANCED)
     return param
 
 
@@ -87,7 +96,7 @@ class FeedbackProgress(Progress):
             )
 
 
-_FIELD_TYPES = {float: QVariant.Double, int: QVariant.LongLong, str: QVariant.String}
+_FIELD_TYPES = {float: FIELD_DOUBLE, int: FIELD_INT64, str: FIELD_STRING}
 
 
 def make_fields(spec) -> QgsFields:
@@ -108,7 +117,7 @@ def write_features(sink, fields: QgsFields, rows, feedback=None) -> int:
         feat.setGeometry(QgsGeometry.fromWkt(wkt))
         for key, value in attrs.items():
             feat[key] = value
-        if not sink.addFeature(feat, QgsFeatureSink.FastInsert):
+        if not sink.addFeature(feat, QgsFeatureSink.Flag.FastInsert):
             raise QgsProcessingException(tr("A feature could not be written to the output layer."))
         count += 1
     return count
@@ -121,7 +130,7 @@ def crs_string(crs: QgsCoordinateReferenceSystem) -> str | None:
     authid = crs.authid()
     if authid and authid.upper().startswith("EPSG:"):
         return authid
-    return crs.toWkt(QgsCoordinateReferenceSystem.WKT2_2019)
+    return crs.toWkt(WKT2_2019)
 
 
 class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
@@ -169,7 +178,7 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
                     QgsProcessingParameterNumber(
                         name,
                         tr(label),
-                        QgsProcessingParameterNumber.Integer,
+                        NUMBER_INTEGER,
                         defaultValue=default,
                         minValue=1900,
                         maxValue=2200,
@@ -195,7 +204,7 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
                 QgsProcessingParameterNumber(
                     "RESOLUTION",
                     tr("Resolution (metres)"),
-                    QgsProcessingParameterNumber.Double,
+                    NUMBER_DOUBLE,
                     defaultValue=10.0,
                     minValue=1.0,
                     maxValue=100000.0,
@@ -208,7 +217,7 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
                 QgsProcessingParameterNumber(
                     "MAX_PIXELS",
                     tr("Largest extent to accept (pixels)"),
-                    QgsProcessingParameterNumber.Integer,
+                    NUMBER_INTEGER,
                     defaultValue=DEFAULT_MAX_PIXELS,
                     minValue=1,
                 ),

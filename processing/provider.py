@@ -54,4 +54,4 @@ class EmbeddingsProvider(QgsProcessingProvider):
             self.addAlgorithm(getattr(module, class_name)())
         missing = missing_dependencies()
         if missing:
-            QgsMessageLog.logMessage(install_message(missing), LOG_TAG, Qgis.Warning)
+            QgsMessageLog.logMessage(install_message(missing), LOG_TAG, Qgis.MessageLevel.Warning)

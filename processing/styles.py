@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from qgis.core import QgsProcessingLayerPostProcessorInterface, QgsRasterLayer
+from qgis.core import Qgis, QgsProcessingLayerPostProcessorInterface, QgsRasterLayer
 
 STYLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "styles")
 
@@ -30,12 +30,12 @@ def apply_qml(layer, name: str) -> bool:
 
 
 def needs_signed_view(layer: QgsRasterLayer) -> bool:
-    """True when this QGIS reads an int8 file as unsigned Byte (GDAL < 3.7)."""
-    from ..core.output import gdal_has_int8
+    """True when this QGIS reads an int8 file as unsigned Byte (its GDAL is older than 3.7).
 
-    if gdal_has_int8():
-        return False
-    return layer.dataProvider() is not None and layer.dataProvider().dataType(1) == 1  # Qgis.Byte
+    Asks QGIS's own provider: rasterio may carry another GDAL than QGIS (pip wheels do).
+    """
+    provider = layer.dataProvider()
+    return provider is not None and provider.dataType(1) == Qgis.DataType.Byte
 
 
 def use_signed_view(layer: QgsRasterLayer) -> None:

@@ -1,5 +1,6 @@
 #!/bin/sh
 # make setup: install what is missing, idempotently. Never replaces QGIS's NumPy.
+# VENV (default .venv) and QGIS_PYTHON (default /usr/bin/python3) choose the venv and its Python.
 set -eu
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -12,7 +13,10 @@ if command -v dpkg >/dev/null 2>&1; then
         dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
     done
     if [ -n "$missing" ]; then
-        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        # Installs only on Debian 12 and 13, whose package names are tested; elsewhere it says
+        # what is missing.
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+            && grep -Eqs '^VERSION_CODENAME=(bookworm|trixie)$' /etc/os-release; then
             echo "setup: installing Debian packages:$missing"
             apt-get update -q
             DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing

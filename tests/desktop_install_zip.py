@@ -18,7 +18,8 @@ def install():
 
 
 def finish():
-    plugin_dir = os.path.join(qgis.utils.home_plugin_path, "earth_embeddings")
+    # qgis.utils.home_plugin_path in 3.22 is HOME_PLUGIN_PATH in 3.40: the profile's folder.
+    plugin_dir = os.path.join(QgsApplication.qgisSettingsDirPath(), "python", "plugins", "earth_embeddings")
     report = {
         "installed_dir": os.path.isdir(plugin_dir) and not os.path.islink(plugin_dir),
         "loaded": "earth_embeddings" in qgis.utils.plugins,

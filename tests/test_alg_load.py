@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 import rasterio
-from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProject, QgsRasterLayer
+from qgis.core import (
+    Qgis,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProject,
+    QgsRasterLayer,
+)
 
 from earth_embeddings.core.grid import utm_epsg
 from earth_embeddings.core.quant import NODATA
@@ -69,8 +76,16 @@ def test_loaded_layer_is_styled_as_rgb_of_a01_a16_a09(run_alg, sample_index, tru
     assert (r.redBand(), r.greenBand(), r.blueBand()) == (2, 17, 10)
     assert r.redContrastEnhancement().minimumValue() == pytest.approx(-69.8)
     assert r.redContrastEnhancement().maximumValue() == pytest.approx(69.8)
-    # Signed codes reach QGIS (through a VRT view on GDAL < 3.7): no-data is no-data.
+    # Signed codes reach QGIS (through a VRT view where QGIS's GDAL is older than 3.7 and has
+    # no Int8 type; straight from the GeoTIFF from 3.7 on): no-data is no-data.
+    from osgeo import gdal
+
     prov = lyr.dataProvider()
+    if int(gdal.VersionInfo()) >= 3070000:
+        assert lyr.source() == str(out) and prov.dataType(1) == Qgis.DataType.Int8
+        assert not (tmp_path / "styled_view.vrt").exists()
+    else:
+        assert lyr.source() == str(tmp_path / "styled_view.vrt")
     assert prov.sourceNoDataValue(1) == NODATA
     stats = prov.bandStatistics(2)
     assert stats.minimumValue < 0 < stats.maximumValue
