@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .collection import Collection, TileRef
-from .errors import EmbeddingsError
+from .errors import EmbeddingsError, NoCoverage
 from .grid import DEFAULT_BLOCK, Grid, Window, crs_from, same_crs, transform_bounds, transformer
 from .progress import Progress
 from .quant import LUT, NODATA, quantize, renormalise
@@ -353,7 +353,7 @@ class MosaicReader:
             if ix > 0 and iy > 0:
                 overlapping.append((tile, ix * iy))
         if not overlapping:
-            raise EmbeddingsError(
+            raise NoCoverage(
                 f"No embeddings cover this extent in {self.source.label}; move the extent onto the "
                 "collection's coverage (check the year too)."
             )
@@ -599,11 +599,8 @@ def read_points(source: EmbeddingSource, points, crs: str, progress: Progress | 
         try:
             with MosaicReader(source, g, progress) as reader:
                 block = reader.read(Window(0, 0, g.width, g.height))
-        except EmbeddingsError as exc:
-            if "No embeddings cover" in str(exc):
-                block = None
-            else:
-                raise
+        except NoCoverage:
+            block = None
         if result is None and block is not None:
             result = np.full((len(pts), block.data.shape[0]), np.nan, dtype=np.float32)
         if block is not None and block.valid[0, 0]:
