@@ -133,10 +133,6 @@ class ZonalStatsAlgorithm(EmbeddingsAlgorithm):
         zones = self.parameterAsSource(parameters, "ZONES", context)
         if zones is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, "ZONES"))
-        if not zones.sourceCrs().isValid():
-            raise QgsProcessingException(
-                tr("The polygons layer has no CRS; set its CRS (Layer Properties > Source) and run again.")
-            )
 
         # Pass 1: geometries only, repaired where needed; the computing CRS follows from their extent.
         geoms, fids = [], []
@@ -171,6 +167,10 @@ class ZonalStatsAlgorithm(EmbeddingsAlgorithm):
                     f"None of the {total} features of the polygons layer has a usable polygon geometry; "
                     "repair them (Fix geometries) or choose another layer."
                 )
+            )
+        if not zones.sourceCrs().isValid():
+            raise QgsProcessingException(
+                tr("The polygons layer has no CRS; set its CRS (Layer Properties > Source) and run again.")
             )
         if repaired:
             progress.warning(f"{repaired} invalid polygon geometry(ies) were repaired (makeValid) before use.")
