@@ -325,7 +325,9 @@ class MosaicReader:
     # Context -------------------------------------------------------------------
     def __enter__(self) -> MosaicReader:
         rio = _rasterio()
-        self._env = rio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, **gdal_http_options())
+        # rasterio hands an integer GDAL_CACHEMAX to GDAL as bytes (256 would be a 256-byte
+        # cache: no block caching at all, and rasterize working scanline by scanline).
+        self._env = rio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024, **gdal_http_options())
         self._env.__enter__()
         try:
             self.plan = self._make_plan()
