@@ -69,8 +69,11 @@ def _ring_area_centroid(ring: np.ndarray, ox: float, oy: float) -> tuple[float, 
     """Signed area and centroid of a ring, computed relative to (ox, oy) for precision."""
     x = ring[:, 0] - ox
     y = ring[:, 1] - oy
-    x1 = np.roll(x, -1)
-    y1 = np.roll(y, -1)
+    if x[0] != x[-1] or y[0] != y[-1]:
+        x = np.append(x, x[0])
+        y = np.append(y, y[0])
+    x, x1 = x[:-1], x[1:]
+    y, y1 = y[:-1], y[1:]
     cross = x * y1 - x1 * y
     a = cross.sum() / 2.0
     if a == 0:
@@ -275,8 +278,6 @@ def compute_zonal(
     in ``crs``, which is also the CRS of the grid, at ``resolution_m`` with lines on
     ``anchor`` + multiples of the resolution. ``max_pixels`` limits the pixels read.
     """
-    from rasterio.features import geometry_mask
-
     from .reader import MosaicReader
 
     progress = progress or Progress()
@@ -368,7 +369,7 @@ def compute_zonal(
                 if reader is not None:
                     covered = True
                     block = reader.read(Window(win.col_off - c0, win.row_off - r0, win.width, win.height))
-                    _accumulate(block, win, zs, grid, lay, geoms, open_acc, geometry_mask, progress)
+                    _accumulate(block, win, zs, grid, lay, geoms, open_acc, progress)
                 for z in zs:
                     remaining[z] -= 1
                     if remaining[z] == 0:
@@ -395,47 +396,98 @@ def compute_zonal(
     return ZonalStats(band_names, pixel_count, mean, std, pcs, explained, empty, centroid_zones, lay.pixels_read, grid)
 
 
-def _accumulate(block, win: Window, zs, grid: Grid, lay: _Layout, geoms, open_acc, geometry_mask, progress) -> None:
-    """Add one block's pixels to the zones that touch it."""
-    data = block.data
-    valid = block.valid
+def _accumulate(block, win: Window, zs, grid: Grid, lay: _Layout, geoms, open_acc, progress) -> None:
+    """Add one block's pixels to the zones that touch it.
+
+    All the block's zones are burnt in one pass as labels, and in another as a coverage
+    count; pixels covered once take the label's zone (summed per zone with bincount).
+    Pixels covered by several zones (overlaps) are added, per zone, from that zone's own
+    mask, so overlapping zones each get all their pixels and nothing is counted twice.
+    """
+    from rasterio.enums import MergeAlg
+    from rasterio.features import geometry_mask, rasterize
+
+    data, valid = block.data, block.valid
     bands = data.shape[0]
-    for k, z in enumerate(zs):
-        if k % 256 == 255:
+    shape = (win.height, win.width)
+    transform = grid.window_transform(win)
+    n_loc = len(zs)
+    labels = rasterize(
+        ((geoms[z], j + 1) for j, z in enumerate(zs)), out_shape=shape, transform=transform, fill=0, dtype="int32"
+    )
+    progress.check_cancelled()
+    if n_loc > 1:
+        cover = rasterize(
+            ((geoms[z], 1) for z in zs),
+            out_shape=shape,
+            transform=transform,
+            fill=0,
+            dtype="int32",
+            merge_alg=MergeAlg.add,
+        )
+        single = cover == 1
+        multi = cover > 1
+    else:
+        single = labels > 0
+        multi = None
+    inside = np.bincount(labels[single], minlength=n_loc + 1)
+    sel = single & valid
+    lab = labels[sel]
+    picked = data[:, sel]
+    count = np.bincount(lab, minlength=n_loc + 1)
+    sums = np.empty((n_loc + 1, bands))
+    squares = np.empty((n_loc + 1, bands))
+    for b in range(bands):
+        v = _LUT64[picked[b].view(np.uint8)] if block.quantised else picked[b].astype(np.float64)
+        sums[:, b] = np.bincount(lab, weights=v, minlength=n_loc + 1)
+        squares[:, b] = np.bincount(lab, weights=v * v, minlength=n_loc + 1)
+    del picked
+
+    if multi is not None and multi.any():
+        # Summed-area table: does a zone's part hold any overlap pixel?
+        sat = np.zeros((shape[0] + 1, shape[1] + 1), np.int64)
+        sat[1:, 1:] = multi.cumsum(0).cumsum(1)
+    else:
+        sat = None
+    for j, z in enumerate(zs):
+        if j % 512 == 511:
             progress.check_cancelled()
         z = int(z)
-        zr0, zr1, zc0, zc1 = lay.windows[z]
-        pr0, pr1 = max(zr0, win.row_off), min(zr1, win.row_off + win.height)
-        pc0, pc1 = max(zc0, win.col_off), min(zc1, win.col_off + win.width)
-        if pr1 <= pr0 or pc1 <= pc0:
-            continue
         acc = open_acc.get(z)
         if acc is None:
             acc = open_acc[z] = _Acc(bands)
-        part = Window(int(pc0), int(pr0), int(pc1 - pc0), int(pr1 - pr0))
-        inside = geometry_mask(
-            [geoms[z]],
-            out_shape=(part.height, part.width),
-            transform=grid.window_transform(part),
-            all_touched=False,
-            invert=True,
-        )
-        rs = slice(pr0 - win.row_off, pr1 - win.row_off)
-        cs = slice(pc0 - win.col_off, pc1 - win.col_off)
-        acc.inside += int(inside.sum())
-        sel = inside & valid[rs, cs]
-        if sel.any():
-            picked = data[:, rs, cs][:, sel]
-            v = _LUT64[picked.view(np.uint8)] if block.quantised else picked.astype(np.float64)
-            acc.sums += v.sum(axis=1)
-            acc.squares += np.einsum("ij,ij->i", v, v)
-            acc.count += v.shape[1]
+        zr0, zr1, zc0, zc1 = lay.windows[z]
+        r0, r1 = max(zr0, win.row_off) - win.row_off, min(zr1, win.row_off + win.height) - win.row_off
+        c0, c1 = max(zc0, win.col_off) - win.col_off, min(zc1, win.col_off + win.width) - win.col_off
+        k = j + 1
+        if sat is not None and r1 > r0 and c1 > c0 and sat[r1, c1] - sat[r0, c1] - sat[r1, c0] + sat[r0, c0] > 0:
+            part = Window(int(c0 + win.col_off), int(r0 + win.row_off), int(c1 - c0), int(r1 - r0))
+            mask = geometry_mask(
+                [geoms[z]],
+                out_shape=(part.height, part.width),
+                transform=grid.window_transform(part),
+                all_touched=False,
+                invert=True,
+            )
+            mask &= multi[r0:r1, c0:c1]
+            inside[k] += int(mask.sum())
+            mask &= valid[r0:r1, c0:c1]
+            if mask.any():
+                sub = data[:, r0:r1, c0:c1][:, mask]
+                v = _LUT64[sub.view(np.uint8)] if block.quantised else sub.astype(np.float64)
+                sums[k] += v.sum(axis=1)
+                squares[k] += np.einsum("ij,ij->i", v, v)
+                count[k] += v.shape[1]
+        acc.inside += int(inside[k])
+        if count[k]:
+            acc.sums += sums[k]
+            acc.squares += squares[k]
+            acc.count += int(count[k])
         cr, cc = lay.centroid_px[z]
-        if pr0 <= cr < pr1 and pc0 <= cc < pc1:
-            lr, lc = cr - win.row_off, cc - win.col_off
-            if valid[lr, lc]:
-                vec = data[:, lr, lc]
-                acc.centroid = _LUT64[vec.view(np.uint8)] if block.quantised else vec.astype(np.float64)
+        lr, lc = cr - win.row_off, cc - win.col_off
+        if 0 <= lr < win.height and 0 <= lc < win.width and valid[lr, lc]:
+            vec = data[:, lr, lc]
+            acc.centroid = _LUT64[vec.view(np.uint8)] if block.quantised else vec.astype(np.float64)
 
 
 def pca_of_means(mean: np.ndarray, k: int, progress: Progress | None = None):

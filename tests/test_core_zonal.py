@@ -354,3 +354,53 @@ def test_a_float_raster_off_the_10_m_lattice_is_read_on_its_own_pixels(wisconsin
         np.testing.assert_allclose(res.mean[i], mean, atol=1e-4, rtol=0)
         np.testing.assert_allclose(res.std[i], std, atol=1e-4, rtol=0)
     assert math.isfinite(float(res.mean[0, 0]))
+
+
+def test_a_tessellation_gives_every_pixel_to_exactly_one_zone(wisconsin_raster):
+    # Jittered quadrilaterals sharing edges (like census blocks): their boxes overlap, their
+    # pixels must not; mixed with one zone overlapping several others.
+    with rasterio.open(wisconsin_raster) as ds:
+        b, crs = ds.bounds, ds.crs.to_string()
+    rng = np.random.default_rng(5)
+    k = 7
+    xs, ys = np.meshgrid(
+        np.linspace(b.left + 3.3, b.right - 4.1, k + 1), np.linspace(b.top - 2.2, b.bottom + 3.7, k + 1)
+    )
+    xs[1:-1, 1:-1] += rng.uniform(-40, 40, (k - 1, k - 1))
+    ys[1:-1, 1:-1] += rng.uniform(-40, 40, (k - 1, k - 1))
+    zones = []
+    for j in range(k):
+        for i in range(k):
+            ring = [(xs[j, i], ys[j, i]), (xs[j, i + 1], ys[j, i + 1]), (xs[j + 1, i + 1], ys[j + 1, i + 1])]
+            ring += [(xs[j + 1, i], ys[j + 1, i]), (xs[j, i], ys[j, i])]
+            zones.append({"type": "Polygon", "coordinates": [[list(map(float, p)) for p in ring]]})
+    cx, cy = (b.left + b.right) / 2 + 0.7, (b.bottom + b.top) / 2 + 0.9
+    zones.append(
+        {
+            "type": "Polygon",
+            "coordinates": [[[cx - 260, cy - 260], [cx + 260, cy - 260], [cx, cy + 300], [cx - 260, cy - 260]]],
+        }
+    )
+    src = RasterSource(wisconsin_raster)
+    res = compute_zonal(
+        src, zones, crs, anchor=zones_crs(None, crs, None, wisconsin_raster)[1], block_px=32, chunk_blocks=2
+    )
+    src.close()
+    outline = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [xs[0, 0], ys[0, 0]],
+                [xs[0, -1], ys[0, -1]],
+                [xs[-1, -1], ys[-1, -1]],
+                [xs[-1, 0], ys[-1, 0]],
+                [xs[0, 0], ys[0, 0]],
+            ]
+        ],
+    }
+    assert res.pixel_count[:-1].sum() == expected_stats(wisconsin_raster, outline)[0]
+    for i, zone in enumerate(zones):
+        count, mean, std = expected_stats(wisconsin_raster, zone)
+        assert res.pixel_count[i] == count
+        np.testing.assert_allclose(res.mean[i], mean, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(res.std[i], std, atol=1e-4, rtol=0)
