@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
@@ -231,6 +232,7 @@ class ZonalStatsAlgorithm(EmbeddingsAlgorithm):
         sink, dest_id = self.parameterAsSink(parameters, "OUTPUT", context, fields, zones.wkbType(), zones.sourceCrs())
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, "OUTPUT"))
+        rows = _Rows(result, k)
         index = {fid: i for i, fid in enumerate(kept_fids)}
         empty_row = [None] * len(spec)
         for n, feat in enumerate(
@@ -244,7 +246,7 @@ class ZonalStatsAlgorithm(EmbeddingsAlgorithm):
             if i is None:
                 values = empty_row
             else:
-                values = _row(result, i, k)
+                values = rows[i]
             out = QgsFeature(fields)
             out.setGeometry(feat.geometry())
             out.setAttributes(list(feat.attributes()) + values)
@@ -280,13 +282,18 @@ class ZonalStatsAlgorithm(EmbeddingsAlgorithm):
         return fixed, True
 
 
-def _value(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
+class _Rows:
+    """The statistics of zone i as Python values in field order (NaN -> None = NULL)."""
 
+    def __init__(self, result, k: int):
+        parts = [result.mean, result.std] + ([result.pcs] if k else [])
+        self.table = np.concatenate(parts, axis=1)
+        self.finite = np.isfinite(self.table).all(axis=1)
+        self.n_stats = 2 * result.mean.shape[1]
+        self.counts = result.pixel_count
 
-def _row(result, i: int, k: int) -> list:
-    mean = [_value(v) for v in result.mean[i]]
-    std = [_value(v) for v in result.std[i]]
-    pcs = [_value(v) for v in result.pcs[i]] if k else []
-    return mean + std + [int(result.pixel_count[i])] + pcs
+    def __getitem__(self, i: int) -> list:
+        row = self.table[i].astype(np.float64).tolist()
+        if not self.finite[i]:
+            row = [v if math.isfinite(v) else None for v in row]
+        return row[: self.n_stats] + [int(self.counts[i])] + row[self.n_stats :]
