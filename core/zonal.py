@@ -150,6 +150,11 @@ def zones_crs(
     return crs, (0.0, 0.0)
 
 
+def _crs_label(crs: str) -> str:
+    auth = crs_from(crs).to_authority()
+    return f"{auth[0]}:{auth[1]}" if auth else crs_from(crs).name
+
+
 # ----------------------------------------------------------------------------- results
 
 
@@ -307,7 +312,7 @@ def compute_zonal(
             f"{int(max_pixels):,} pixels; use fewer or smaller zones, a coarser resolution, or raise the limit."
         )
     progress.info(
-        f"{n:,} zone(s) on a {grid.width} x {grid.height} grid at {grid.resolution:g} m; reading "
+        f"{n:,} zone(s) on a {grid.width} x {grid.height} grid at {grid.resolution:g} m in {_crs_label(crs)}; reading "
         f"{len(lay.blocks):,} block part(s), {lay.pixels_read:,} pixels."
     )
 
