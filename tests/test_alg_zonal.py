@@ -345,3 +345,26 @@ def test_help_describes_every_parameter(plugin_processing):
     text = alg.shortHelpString()
     assert "qgis_process run embeddings:zonalstats" in text and "population" in text
     assert "polygons' centre" in alg.parameterDefinition("TARGET_CRS").help()
+
+
+def test_cancel_leaves_no_output(run_alg, sample_dir, sample_index, tmp_path):
+    class CancelSoon(QgsProcessingFeedback):
+        def setProgress(self, p):  # noqa: N802
+            super().setProgress(p)
+            if p > 3:
+                self.cancel()
+
+    out = tmp_path / "cancelled.gpkg"
+    with pytest.raises(QgsProcessingException, match="[Cc]ancel"):
+        run_alg(
+            "embeddings:zonalstats",
+            {
+                "SOURCE": sample_index,
+                "YEAR": 2024,
+                "ZONES": str(sample_dir / "zones.geojson"),
+                "RESOLUTION": 5,  # finer than native: more blocks, so the cancel lands mid-way
+                "OUTPUT": str(out),
+            },
+            feedback=CancelSoon(),
+        )
+    assert not list(tmp_path.iterdir())
