@@ -10,5 +10,6 @@ so they run under a plain Python as well as inside QGIS:
 - ``quant``: the AEF int8 quantisation.
 - ``output``: GeoTIFF writers that only ever leave complete files behind.
 - ``load``: the "load embeddings for an extent" operation.
+- ``zonal``: embedding statistics per polygon (mean, std, pixel count) and PCA of the means.
 - ``sample``: a generator of small collections with planted ground truth.
 """

@@ -14,3 +14,8 @@ class Cancelled(EmbeddingsError):
 
     def __init__(self, message: str = "Cancelled by the user; no output was written."):
         super().__init__(message)
+
+
+class NoCoverage(EmbeddingsError):
+    """No tile of the source overlaps the requested grid (callers reading many small
+    grids, such as points or zones, treat it as "no data here" rather than failing)."""

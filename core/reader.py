@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .collection import Collection, TileRef
-from .errors import EmbeddingsError
+from .errors import EmbeddingsError, NoCoverage
 from .grid import DEFAULT_BLOCK, Grid, Window, crs_from, same_crs, transform_bounds, transformer
 from .progress import Progress
 from .quant import LUT, NODATA, quantize, renormalise
@@ -325,7 +325,9 @@ class MosaicReader:
     # Context -------------------------------------------------------------------
     def __enter__(self) -> MosaicReader:
         rio = _rasterio()
-        self._env = rio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, **gdal_http_options())
+        # rasterio hands an integer GDAL_CACHEMAX to GDAL as bytes (256 would be a 256-byte
+        # cache: no block caching at all, and rasterize working scanline by scanline).
+        self._env = rio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024, **gdal_http_options())
         self._env.__enter__()
         try:
             self.plan = self._make_plan()
@@ -353,7 +355,7 @@ class MosaicReader:
             if ix > 0 and iy > 0:
                 overlapping.append((tile, ix * iy))
         if not overlapping:
-            raise EmbeddingsError(
+            raise NoCoverage(
                 f"No embeddings cover this extent in {self.source.label}; move the extent onto the "
                 "collection's coverage (check the year too)."
             )
@@ -599,11 +601,8 @@ def read_points(source: EmbeddingSource, points, crs: str, progress: Progress | 
         try:
             with MosaicReader(source, g, progress) as reader:
                 block = reader.read(Window(0, 0, g.width, g.height))
-        except EmbeddingsError as exc:
-            if "No embeddings cover" in str(exc):
-                block = None
-            else:
-                raise
+        except NoCoverage:
+            block = None
         if result is None and block is not None:
             result = np.full((len(pts), block.data.shape[0]), np.nan, dtype=np.float32)
         if block is not None and block.valid[0, 0]:

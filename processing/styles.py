@@ -65,3 +65,40 @@ class EmbeddingsRgbStyle(QgsProcessingLayerPostProcessorInterface):
                     "a VRT beside it that restores the signed codes."
                 )
         apply_qml(layer, "embeddings_rgb.qml")
+
+
+class GraduatedStyle(QgsProcessingLayerPostProcessorInterface):
+    """A polygon layer coloured by a numeric field in quantile classes (blue - yellow - red)."""
+
+    def __init__(self, field: str, classes: int = 7):
+        super().__init__()
+        self.field = field
+        self.classes = classes
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
+        from qgis.core import (
+            QgsClassificationQuantile,
+            QgsGradientColorRamp,
+            QgsGradientStop,
+            QgsGraduatedSymbolRenderer,
+            QgsSymbol,
+            QgsVectorLayer,
+        )
+        from qgis.PyQt.QtGui import QColor
+
+        if not isinstance(layer, QgsVectorLayer) or layer.fields().indexOf(self.field) < 0:
+            return
+        # A diverging ramp: principal components are centred on 0. Built here rather than
+        # taken from the style database, which differs between installations.
+        ramp = QgsGradientColorRamp(
+            QColor("#2c7bb6"), QColor("#d7191c"), False, [QgsGradientStop(0.5, QColor("#ffffbf"))]
+        )
+        symbol = QgsSymbol.defaultSymbol(layer.geometryType())
+        renderer = QgsGraduatedSymbolRenderer(self.field)
+        renderer.setSourceSymbol(symbol)
+        renderer.setSourceColorRamp(ramp)
+        renderer.setClassificationMethod(QgsClassificationQuantile())
+        renderer.updateClasses(layer, self.classes)
+        renderer.updateColorRamp(ramp.clone())
+        layer.setRenderer(renderer)
+        layer.triggerRepaint()

@@ -250,3 +250,14 @@ def test_point_reads_anywhere(sample_index, truth):
     cls = truth.class_at(lon, lat, 2017)
     protos = np.asarray(truth.prototypes)
     assert np.argmax(protos @ vec[0]) == cls
+
+
+def test_reader_gives_gdal_a_block_cache_in_megabytes(wisconsin_raster):
+    # rasterio passes an integer GDAL_CACHEMAX to GDAL as bytes; 256 meant a 256-byte cache.
+    from osgeo import gdal
+
+    from earth_embeddings.core.grid import grid_of_raster
+    from earth_embeddings.core.reader import GDAL_CACHE_MB, MosaicReader, RasterSource
+
+    with MosaicReader(RasterSource(wisconsin_raster), grid_of_raster(wisconsin_raster)):
+        assert gdal.GetCacheMax() == GDAL_CACHE_MB * 1024 * 1024
