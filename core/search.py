@@ -8,9 +8,9 @@ than M places, and the global top M is contained in the union of the blocks' top
 running pool of candidates is cut to the global top M after every block, so memory holds
 M candidates whatever the extent.
 
-A block's candidates come from faiss (``IndexFlatIP`` over the block's unit vectors, one
-search per query vector) when faiss is importable, else from NumPy (``argpartition`` on the
-block's scores). Either way the candidates are then ranked by the exact scores written to
+A block's candidates are bounded with faiss (the flat inner-product search over the block's
+unit vectors, one search per query vector) when faiss is importable, else with NumPy
+(``partition`` on the block's scores). Either way the candidates are then ranked by the exact scores written to
 the heatmap, ties broken by pixel index (row-major in the grid), so both paths give the
 same places, and each place's score is the heatmap's value at that pixel.
 """
@@ -80,11 +80,12 @@ def _rank(ids: np.ndarray, scores: np.ndarray, limit: int) -> tuple[np.ndarray, 
 class TopKSearch:
     """Streams blocks of scores and returns the K best places at least ``separation_px`` apart.
 
-    ``queries`` (q, bands) are vectors whose inner products bound the score: the block's
-    top M by score must lie among the union of each query's top M by inner product. That
-    holds for a single linear query (mean of exemplars, with or without negatives) and for
-    the maximum over exemplars without negatives. Give ``None`` for any other score (the
-    maximum with negatives): candidates then come from the scores with NumPy.
+    ``queries`` (q, bands) are vectors whose inner products never exceed the score, so that
+    each query's M-th best inner product is a lower bound of the M-th best score. That holds
+    for a single linear query (mean of exemplars, with or without negatives: the score is
+    the inner product) and for the maximum over exemplars without negatives. Give ``None``
+    for any other score (the maximum with negatives): the bound then comes from the scores
+    with NumPy.
     """
 
     def __init__(
@@ -126,28 +127,26 @@ class TopKSearch:
         if self.k <= 0 or ids.size == 0:
             return
         if self.method == "faiss" and vectors is not None and ids.size > self.m:
-            local = self._faiss_candidates(vectors)
+            local = self._faiss_candidates(vectors, scores)
             ids, scores = ids[local], scores[local]
         ids, scores = _rank(ids, scores, self.m)
         self.pool_ids, self.pool_scores = _rank(
             np.concatenate([self.pool_ids, ids]), np.concatenate([self.pool_scores, scores]), self.m
         )
 
-    def _faiss_candidates(self, vectors: np.ndarray) -> np.ndarray:
-        """Local indices of a superset of the block's top M, from inner products in faiss."""
+    def _faiss_candidates(self, vectors: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Local indices of a superset of the block's top M, bounded with faiss inner products.
+
+        faiss finds each query's M-th best inner product over the block's vectors (the flat
+        inner-product search of ``IndexFlatIP``, run on the array in place rather than copied
+        into an index). No pixel of the top M by score scores below the highest of those,
+        less the tolerance that covers faiss's rounding; every pixel above that bound is kept.
+        """
         faiss = self.faiss
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        index = faiss.IndexFlatIP(vectors.shape[1])
-        index.add(vectors)
-        found = []
-        for q in self.queries:
-            q = q[None, :]
-            best, _ = index.search(q, self.m)
-            # Widen to everything within the tolerance of the M-th inner product, so that
-            # rounding differences with the exact scores cannot drop a candidate.
-            _, _, labels = index.range_search(q, float(best[0, -1]) - FAISS_TOLERANCE)
-            found.append(labels)
-        return np.unique(np.concatenate(found)).astype(np.int64)
+        best, _ = faiss.knn(self.queries, vectors, self.m, metric=faiss.METRIC_INNER_PRODUCT)
+        bound = float(best[:, -1].max()) - FAISS_TOLERANCE
+        return np.flatnonzero(scores >= bound)
 
     def places(self) -> list[Place]:
         """Greedy selection over the merged candidates: best first, then the best far enough away."""
