@@ -249,3 +249,17 @@ def test_every_parameter_has_help_and_the_help_has_an_example(plugin_processing)
     assert {o.name() for o in alg.outputDefinitions()} >= {"OUTPUT", "OUTPUT_TOP_K", "OUTPUT_AREAS", "SCORE_MAX"}
     text = alg.shortHelpString()
     assert "qgis_process run embeddings:similarity" in text and "cos(x, positives) - cos(x, negatives)" in text
+
+
+def test_cancel_leaves_no_output(run_alg, sample_index, truth, tmp_path):
+    class CancelSoon(QgsProcessingFeedback):
+        def setProgress(self, p):  # noqa: N802
+            super().setProgress(p)
+            if p > 20:
+                self.cancel()
+
+    pts = class_interior_points(truth, CLASSES.index("forest"), YEAR, 2)
+    params = base_params(sample_index, truth, point_layer(pts), tmp_path / "x.tif", TARGET_CRS="EPSG:3857")
+    with pytest.raises(QgsProcessingException, match="[Cc]ancel"):
+        run_alg("embeddings:similarity", params, feedback=CancelSoon())
+    assert not list(tmp_path.iterdir())
