@@ -212,3 +212,25 @@ def grid_of_raster(path: str) -> Grid:
         if abs(abs(t.a) - abs(t.e)) > 1e-9 * abs(t.a):
             raise EmbeddingsError(f"The raster {path} has non-square pixels; warp it to square pixels first.")
         return Grid(crs, t, ds.width, ds.height)
+
+
+def crop_grid(grid: Grid, extent, extent_crs: str) -> Grid:
+    """The part of ``grid`` that covers ``extent`` (given in ``extent_crs``), on the same pixels.
+
+    Edges snap outward to whole pixels of ``grid``; an extent that misses the grid is an error.
+    """
+    x0, y0, x1, y1 = transform_bounds(tuple(float(v) for v in extent), extent_crs, grid.crs)
+    gx0, gy0, gx1, gy1 = grid.bounds
+    x0, y0, x1, y1 = max(x0, gx0), max(y0, gy0), min(x1, gx1), min(y1, gy1)
+    if x1 <= x0 or y1 <= y0:
+        raise EmbeddingsError(
+            "The extent does not overlap the input raster; choose an extent on the raster, or leave it empty."
+        )
+    t = grid.transform
+    eps = 1e-6
+    c0 = max(0, int(math.floor((x0 - t.c) / t.a + eps)))
+    c1 = min(grid.width, int(math.ceil((x1 - t.c) / t.a - eps)))
+    r0 = max(0, int(math.floor((y1 - t.f) / t.e + eps)))
+    r1 = min(grid.height, int(math.ceil((y0 - t.f) / t.e - eps)))
+    c1, r1 = max(c1, c0 + 1), max(r1, r0 + 1)
+    return Grid(grid.crs, grid.window_transform(Window(c0, r0, 0, 0)), c1 - c0, r1 - r0)

@@ -17,6 +17,7 @@ LOG_TAG = "Earth Embeddings"
 ALGORITHMS = (
     ("alg_load", "LoadEmbeddingsAlgorithm", ("rasterio", "pyproj")),
     ("alg_zonal", "ZonalStatsAlgorithm", ("rasterio", "pyproj")),
+    ("alg_similarity", "SimilarityAlgorithm", ("rasterio", "pyproj")),
 )
 
 

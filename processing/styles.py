@@ -102,3 +102,51 @@ class GraduatedStyle(QgsProcessingLayerPostProcessorInterface):
         renderer.updateColorRamp(ramp.clone())
         layer.setRenderer(renderer)
         layer.triggerRepaint()
+class QmlStyle(QgsProcessingLayerPostProcessorInterface):
+    """Applies one QML file from resources/styles to the loaded layer (raster or vector)."""
+
+    def __init__(self, qml: str):
+        super().__init__()
+        self.qml = qml
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
+        apply_qml(layer, self.qml)
+
+
+def stretch_pseudocolor(layer: QgsRasterLayer, minimum: float, maximum: float) -> bool:
+    """Re-spread a single-band pseudocolor layer's ramp (from its QML) over [minimum, maximum]."""
+    import math
+
+    from qgis.core import QgsColorRampShader, QgsSingleBandPseudoColorRenderer
+
+    renderer = layer.renderer()
+    if not isinstance(renderer, QgsSingleBandPseudoColorRenderer):
+        return False
+    if not (math.isfinite(minimum) and math.isfinite(maximum)):
+        return False
+    if maximum <= minimum:
+        maximum = minimum + 1e-6
+    function = renderer.shader().rasterShaderFunction()
+    ramp = function.sourceColorRamp()
+    if ramp is None:
+        return False
+    renderer.setClassificationMin(minimum)
+    renderer.setClassificationMax(maximum)
+    renderer.createShader(ramp.clone(), QgsColorRampShader.Interpolated, QgsColorRampShader.Continuous, 0)
+    layer.triggerRepaint()
+    return True
+
+
+class PseudocolorStyle(QmlStyle):
+    """A QML with a single-band pseudocolor ramp, stretched to a range known after the run."""
+
+    def __init__(self, qml: str, minimum: float, maximum: float):
+        super().__init__(qml)
+        self.minimum = float(minimum)
+        self.maximum = float(maximum)
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
+        if not isinstance(layer, QgsRasterLayer):
+            return
+        apply_qml(layer, self.qml)
+        stretch_pseudocolor(layer, self.minimum, self.maximum)

@@ -1,7 +1,7 @@
 import pytest
 
 from earth_embeddings.core.errors import EmbeddingsError
-from earth_embeddings.core.grid import check_size, grid_for_extent, utm_epsg
+from earth_embeddings.core.grid import Grid, check_size, crop_grid, grid_for_extent, utm_epsg
 
 
 def test_utm_zone_of_centre():
@@ -44,3 +44,14 @@ def test_blocks_cover_grid_exactly_once():
         assert w.width <= 512 and w.height <= 512
         seen += w.width * w.height
     assert seen == g.pixels
+
+
+def test_crop_grid_keeps_the_raster_pixels_and_refuses_a_missed_extent():
+    from affine import Affine
+
+    g = Grid("EPSG:32616", Affine(10, 0, 500000, 0, -10, 4900000), 100, 50)
+    c = crop_grid(g, (500015, 4899500, 500101, 4899985), "EPSG:32616")
+    assert (c.transform.c, c.transform.f, c.width, c.height) == (500010, 4899990, 10, 49)
+    assert crop_grid(g, (0, 0, 1e7, 1e7), "EPSG:32616") == g
+    with pytest.raises(EmbeddingsError, match="does not overlap"):
+        crop_grid(g, (600000, 4900000, 600100, 4900100), "EPSG:32616")

@@ -44,6 +44,44 @@ def test_run_load_from_the_command_line(profile_env, sample_index, truth, tmp_pa
         assert ds.count == 64 and ds.dtypes[0] == "int8"
 
 
+def test_run_similarity_with_a_geojson_of_exemplars(profile_env, sample_index, truth, tmp_path):
+    import json
+
+    from earth_embeddings.core.sample import CLASSES, class_interior_points
+
+    pts = class_interior_points(truth, CLASSES.index("forest"), 2017, 3)
+    ex = tmp_path / "points.geojson"
+    features = [{"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": p}} for p in pts]
+    ex.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    w, s, e, n = truth.notes["bbox_wgs84"]
+    out = tmp_path / "sim.tif"
+    top = tmp_path / "top.gpkg"
+    proc = run_algorithm(
+        "embeddings:similarity",
+        {
+            "SOURCE": sample_index,
+            "YEAR": 2017,
+            "EXTENT": f"{w},{e},{s},{n} [EPSG:4326]",
+            "EXEMPLARS": str(ex),
+            "TOP_K": 5,
+            "OUTPUT": str(out),
+            "OUTPUT_TOP_K": str(top),
+        },
+        profile_env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.json["results"]["OUTPUT"] == str(out)
+    assert proc.json["results"]["SCORE_MAX"] > 0.95
+    with rasterio.open(out) as ds:
+        assert ds.count == 1 and ds.dtypes[0] == "float32"
+        assert ds.read(1).max() == pytest.approx(proc.json["results"]["SCORE_MAX"])
+    import sqlite3
+
+    with sqlite3.connect(top) as db:
+        ranks = [r[0] for r in db.execute("SELECT rank FROM top ORDER BY rank")]
+    assert ranks == [1, 2, 3, 4, 5]
+
+
 def test_bad_input_exits_non_zero_with_the_message_and_no_file(profile_env, sample_index, truth, tmp_path):
     w, s, e, n = truth.notes["bbox_wgs84"]
     out = tmp_path / "emb.tif"

@@ -1,0 +1,328 @@
+"""embeddings:similarity - Similarity to exemplars."""
+
+from __future__ import annotations
+
+import json
+
+from qgis.core import (
+    QgsFeatureSink,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsWkbTypes,
+)
+
+from ..core.similarity import AGGREGATES, Exemplar, similarity_map
+from .base import EmbeddingsAlgorithm, FeedbackProgress, crs_string, make_fields, tr, with_help, write_features
+from .styles import PseudocolorStyle, QmlStyle, keep
+
+AGGREGATE_LABELS = ("Mean of the exemplars (one query vector)", "Maximum similarity over the exemplars")
+NAME_FIELDS = ("name", "label", "title")
+TOP_K_FIELDS = [("rank", int), ("score", float), ("x", float), ("y", float), ("lon", float), ("lat", float)]
+AREA_FIELDS = [("area_id", int), ("area_m2", float), ("pixels", int), ("mean_score", float), ("max_score", float)]
+
+
+class SimilarityAlgorithm(EmbeddingsAlgorithm):
+    icon_name = "similarity.svg"
+    help_text = (
+        "Maps how much every pixel of an extent looks like one or more example places "
+        "(exemplars), and finds the most similar places.\n\n"
+        "Inputs: a collection, year and extent (as in 'Load embeddings for extent'), or an "
+        "embedding raster as INPUT (its own grid, cropped to the extent if one is given; year, "
+        "target CRS and resolution are then not used). EXEMPLARS: point or polygon features in any "
+        "CRS; a point takes the pixel under it, a polygon the mean of the pixels whose centres lie "
+        "in it (renormalised; a polygon smaller than a pixel takes the pixel under its centroid). "
+        "Exemplars may lie outside the extent: they are read wherever they are. NEGATIVES "
+        "(optional): places that should score low. AGGREGATE: the cosine with the mean of the "
+        "exemplars (default), or the maximum cosine over the exemplars.\n\n"
+        "Output: a float32 GeoTIFF of cosine similarity in [-1, 1] (1 = the same embedding), no-data "
+        "-9999 where the embeddings have none. With negatives the score is cos(x, positives) - "
+        "cos(x, negatives), in [-2, 2]: positive where a pixel is closer to the exemplars than to the "
+        "negatives. It loads with the magma ramp stretched from the 2nd percentile of the scores to "
+        "their maximum.\n\n"
+        "TOP_K > 0 writes the K most similar places at least MIN_SEPARATION_M metres apart (pixel "
+        "centres, fields rank and score, in the output's CRS). The search is exact: faiss inner "
+        "products over each block's vectors (NumPy when faiss is not installed, with the same "
+        "result; the maximum with negatives, not an inner product, always ranks the scores with "
+        "NumPy). THRESHOLD (optional) writes the connected areas scoring above it, with their area "
+        "in m2 and mean score.\n\n"
+        "Example (qgis_process): qgis_process run embeddings:similarity -- "
+        "SOURCE=/data/aef/aef_index.csv YEAR=2024 "
+        'EXTENT="-90.02,-89.98,44.44,44.46 [EPSG:4326]" EXEMPLARS=/data/fields.geojson TOP_K=5 '
+        "OUTPUT=/tmp/similarity.tif OUTPUT_TOP_K=/tmp/top5.gpkg"
+    )
+
+    def name(self) -> str:
+        return "similarity"
+
+    def displayName(self) -> str:
+        return tr("Similarity to exemplars")
+
+    def initAlgorithm(self, config=None):
+        self.add_source_parameters(optional_extent=True)
+        self.add_input_raster(
+            "INPUT",
+            "Embedding raster (instead of a collection)",
+            "An embedding raster (for example from 'Load embeddings for extent'); when given, the "
+            "collection, year, target CRS and resolution are not used, and the exemplars are read "
+            "from this raster.",
+        )
+        kinds = [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon]
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterFeatureSource("EXEMPLARS", tr("Exemplars (points or polygons)"), kinds),
+                "Example places: points (the pixel under each) or polygons (the renormalised mean of "
+                "their pixels), in any CRS, inside or outside the extent. A 'name' field, if any, "
+                "names them in messages.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterFeatureSource(
+                    "NEGATIVES", tr("Negative exemplars (optional)"), kinds, optional=True
+                ),
+                "Places that must score low (for example a similar-looking class to tell apart). The "
+                "score becomes cos(x, positives) - cos(x, negatives).",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterEnum(
+                    "AGGREGATE", tr("Combine exemplars by"), options=[tr(a) for a in AGGREGATE_LABELS], defaultValue=0
+                ),
+                "Mean: cosine with the renormalised mean of the exemplars (one query; best when the "
+                "exemplars show one kind of place). Maximum: the best cosine over the exemplars (keeps "
+                "several different kinds of place apart).",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterNumber(
+                    "TOP_K", tr("Number of top places (0 = none)"), QgsProcessingParameterNumber.Integer, 10, False, 0
+                ),
+                "How many of the most similar distinct places to write to the top places layer; 0 skips the search.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterNumber(
+                    "MIN_SEPARATION_M",
+                    tr("Minimum distance between top places (metres)"),
+                    QgsProcessingParameterNumber.Double,
+                    100.0,
+                    False,
+                    0.0,
+                ),
+                "Top places are at least this far apart (between pixel centres), so that one large "
+                "similar field yields one place, not K neighbouring pixels. 0 = the K best pixels.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterNumber(
+                    "THRESHOLD",
+                    tr("Score threshold for areas (optional)"),
+                    QgsProcessingParameterNumber.Double,
+                    None,
+                    True,
+                    -2.0,
+                    2.0,
+                ),
+                "When set, the connected areas (8-connected pixels) scoring above this value are written "
+                "as polygons with their area and mean score. Empty: no areas.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterRasterDestination("OUTPUT", tr("Similarity")),
+                "The float32 GeoTIFF of scores to write (.tif); no-data -9999.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterFeatureSink(
+                    "OUTPUT_TOP_K",
+                    tr("Top places"),
+                    QgsProcessing.TypeVectorPoint,
+                    defaultValue=QgsProcessing.TEMPORARY_OUTPUT,
+                    optional=True,
+                    createByDefault=True,
+                ),
+                "Points at the centres of the top pixels, in the output's CRS: rank (1 = best), score, x/y "
+                "and lon/lat. Written when the number of top places is above 0.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterFeatureSink(
+                    "OUTPUT_AREAS",
+                    tr("Similar areas"),
+                    QgsProcessing.TypeVectorPolygon,
+                    defaultValue=QgsProcessing.TEMPORARY_OUTPUT,
+                    optional=True,
+                    createByDefault=True,
+                ),
+                "Polygons of the areas scoring above the threshold (area_m2, pixels, mean_score, "
+                "max_score), largest first. Written when a threshold is set.",
+            )
+        )
+        self.addOutput(QgsProcessingOutputNumber("VALID_PIXELS", tr("Pixels with a score")))
+        self.addOutput(QgsProcessingOutputNumber("SCORE_LOW", tr("2nd percentile of the scores")))
+        self.addOutput(QgsProcessingOutputNumber("SCORE_MAX", tr("Highest score")))
+
+    # Inputs ------------------------------------------------------------------------
+    def exemplars(self, parameters, name: str, context, feedback) -> list[Exemplar]:
+        source = self.parameterAsSource(parameters, name, context)
+        if source is None:
+            if name == "NEGATIVES":
+                return []
+            raise QgsProcessingException(tr("Choose a point or polygon layer of exemplars."))
+        crs = crs_string(source.sourceCrs())
+        if crs is None:
+            raise QgsProcessingException(
+                tr(f"The {name.lower()} layer has no coordinate reference system; set one on the layer.")
+            )
+        field_names = [f.name() for f in source.fields()]
+        label_field = next((f for f in field_names if f.lower() in NAME_FIELDS), None)
+        kind = "exemplar" if name == "EXEMPLARS" else "negative"
+        out = []
+        for feature in source.getFeatures():
+            if feedback.isCanceled():
+                break
+            label = f"{kind} feature {feature.id()}"
+            if label_field is not None and feature[label_field] not in (None, ""):
+                label += f" ('{feature[label_field]}')"
+            geom = feature.geometry()
+            if geom is None or geom.isNull() or geom.isEmpty():
+                raise QgsProcessingException(tr(f"The {label} has no geometry; remove it or draw it."))
+            if QgsWkbTypes.geometryType(geom.wkbType()) not in (
+                QgsWkbTypes.PointGeometry,
+                QgsWkbTypes.PolygonGeometry,
+            ):
+                raise QgsProcessingException(tr(f"The {label} is not a point or a polygon."))
+            out.append(Exemplar(json.loads(geom.asJson(17)), crs, label))
+        if not out and name == "EXEMPLARS":
+            raise QgsProcessingException(tr("The exemplar layer has no features; add at least one point or polygon."))
+        return out
+
+    def processAlgorithm(self, parameters, context, feedback):
+        input_path = self.raster_path(parameters, "INPUT", context)
+        source = self.source_string(parameters, context)
+        year = self.parameterAsInt(parameters, "YEAR", context)
+        grid = self.grid_parameters(parameters, context)
+        if not input_path and "extent" not in grid:
+            raise QgsProcessingException(
+                tr("Choose an extent to map (for example the map canvas extent), or an embedding raster as input.")
+            )
+        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        if not output.lower().endswith((".tif", ".tiff")):
+            raise QgsProcessingException(tr("The output must be a GeoTIFF file (.tif)."))
+        exemplars = self.exemplars(parameters, "EXEMPLARS", context, feedback)
+        negatives = self.exemplars(parameters, "NEGATIVES", context, feedback)
+        aggregate = AGGREGATES[self.parameterAsEnum(parameters, "AGGREGATE", context)]
+        top_k = self.parameterAsInt(parameters, "TOP_K", context)
+        separation = self.parameterAsDouble(parameters, "MIN_SEPARATION_M", context)
+        threshold = None
+        if parameters.get("THRESHOLD") not in (None, ""):
+            threshold = self.parameterAsDouble(parameters, "THRESHOLD", context)
+
+        result = self.run_core(
+            similarity_map,
+            feedback,
+            exemplars,
+            output,
+            source=source,
+            year=year,
+            input_path=input_path,
+            extent=grid.get("extent"),
+            extent_crs=grid.get("extent_crs"),
+            target_crs=grid["target_crs"],
+            resolution_m=grid["resolution_m"],
+            negatives=negatives,
+            aggregate=aggregate,
+            top_k=top_k,
+            min_separation_m=separation,
+            threshold=threshold,
+            max_pixels=grid["max_pixels"],
+            progress=FeedbackProgress(feedback),
+        )
+        results = {
+            "OUTPUT": output,
+            "VALID_PIXELS": result.valid_pixels,
+            "SCORE_LOW": result.score_low,
+            "SCORE_MAX": result.score_max,
+            "OUTPUT_TOP_K": None,
+            "OUTPUT_AREAS": None,
+        }
+        crs = self.output_crs(result.grid.crs)
+        if top_k > 0:
+            fields = make_fields(TOP_K_FIELDS)
+            sink, dest = self.parameterAsSink(
+                parameters, "OUTPUT_TOP_K", context, fields, QgsWkbTypes.Point, crs, QgsFeatureSink.RegeneratePrimaryKey
+            )
+            if sink is not None:
+                rows = [
+                    (p.wkt, {"rank": p.rank, "score": p.score, "x": p.x, "y": p.y, "lon": p.lon, "lat": p.lat})
+                    for p in result.top
+                ]
+                write_features(sink, fields, rows, feedback)
+                results["OUTPUT_TOP_K"] = dest
+                self.style_on_load(context, dest, QmlStyle("similarity_top_k.qml"), tr(f"Top {top_k} places"))
+        if threshold is not None:
+            fields = make_fields(AREA_FIELDS)
+            sink, dest = self.parameterAsSink(
+                parameters,
+                "OUTPUT_AREAS",
+                context,
+                fields,
+                QgsWkbTypes.Polygon,
+                crs,
+                QgsFeatureSink.RegeneratePrimaryKey,
+            )
+            if sink is not None:
+                rows = [
+                    (
+                        a.wkt,
+                        {
+                            "area_id": i + 1,
+                            "area_m2": a.area_m2,
+                            "pixels": a.pixel_count,
+                            "mean_score": a.mean,
+                            "max_score": a.max,
+                        },
+                    )
+                    for i, a in enumerate(result.areas)
+                ]
+                write_features(sink, fields, rows, feedback)
+                results["OUTPUT_AREAS"] = dest
+                self.style_on_load(
+                    context, dest, QmlStyle("similarity_areas.qml"), tr(f"Similarity above {threshold:g}")
+                )
+        self.style_on_load(
+            context,
+            output,
+            PseudocolorStyle("similarity.qml", result.score_low, result.score_max),
+            tr("Similarity"),
+        )
+        return results
+
+    @staticmethod
+    def output_crs(crs: str):
+        from qgis.core import QgsCoordinateReferenceSystem
+
+        qcrs = QgsCoordinateReferenceSystem(crs)
+        if not qcrs.isValid():
+            qcrs = QgsCoordinateReferenceSystem.fromWkt(crs)
+        return qcrs
+
+    @staticmethod
+    def style_on_load(context, dest: str, post_processor, name: str) -> None:
+        if context.willLoadLayerOnCompletion(dest):
+            details = context.layerToLoadOnCompletionDetails(dest)
+            details.name = name
+            details.setPostProcessor(keep(post_processor))
