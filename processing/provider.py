@@ -14,7 +14,10 @@ ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "ic
 LOG_TAG = "Earth Embeddings"
 
 # (module, class, Python packages the algorithm cannot run without)
-ALGORITHMS = (("alg_load", "LoadEmbeddingsAlgorithm", ("rasterio", "pyproj")),)
+ALGORITHMS = (
+    ("alg_load", "LoadEmbeddingsAlgorithm", ("rasterio", "pyproj")),
+    ("alg_change", "ChangeMapAlgorithm", ("rasterio", "pyproj")),
+)
 
 
 class EmbeddingsProvider(QgsProcessingProvider):

@@ -65,3 +65,25 @@ class EmbeddingsRgbStyle(QgsProcessingLayerPostProcessorInterface):
                     "a VRT beside it that restores the signed codes."
                 )
         apply_qml(layer, "embeddings_rgb.qml")
+
+
+class QmlStyle(QgsProcessingLayerPostProcessorInterface):
+    """Applies one QML file from resources/styles to the loaded layer."""
+
+    def __init__(self, qml_name: str):
+        super().__init__()
+        self.qml_name = qml_name
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
+        if layer is not None and not apply_qml(layer, self.qml_name) and feedback:
+            feedback.reportError(f"The style {self.qml_name} could not be applied to {layer.name()}.")
+
+
+def change_style() -> QmlStyle:
+    """1 - cosine: black-blue-cyan-yellow-red over 0..0.5 (above 0.5 stays red), ramp legend."""
+    return QmlStyle("change.qml")
+
+
+def change_areas_style() -> QmlStyle:
+    """Change polygons: a magenta outline, no fill, so the change map shows through."""
+    return QmlStyle("change_areas.qml")
