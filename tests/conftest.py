@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,6 +19,22 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 OUTPUTS = REPO / "test-output"
 WISCONSIN = DATA / "aef_wisconsin_2024_10m.tif"
+
+
+def pytest_sessionstart(session):
+    """Bind ``processing`` to QGIS's own package before pytest imports the plugin's root.
+
+    The repository root is a package (the plugin's ``__init__.py``). When the checkout folder's
+    name is not a Python identifier (a clone named ``earth-embeddings``, a worktree ``wt-x``),
+    pytest imports it by putting the folder itself first on sys.path, where the plugin's
+    ``processing/`` would hide QGIS's ``processing`` from pytest-qgis and the tests.
+    """
+    from qgis.core import QgsApplication
+
+    plugins = os.path.join(QgsApplication.pkgDataPath(), "python", "plugins")
+    if os.path.isdir(plugins) and plugins not in sys.path:
+        sys.path.append(plugins)
+    import processing  # noqa: F401
 
 
 def pytest_sessionfinish(session, exitstatus):
