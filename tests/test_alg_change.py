@@ -208,3 +208,17 @@ def test_cancel_leaves_no_output(run_alg, sample_index, truth, tmp_path):
     with pytest.raises(QgsProcessingException, match="[Cc]ancel"):
         run_alg("embeddings:change", params, feedback=CancelSoon())
     assert not list(tmp_path.iterdir())
+
+
+def test_every_parameter_has_help_and_every_output_is_declared(plugin_processing):
+    from qgis.core import QgsApplication
+
+    alg = QgsApplication.processingRegistry().algorithmById("embeddings:change")
+    assert alg is not None and alg.displayName() == "Change map (1 - cosine)"
+    for param in alg.parameterDefinitions():
+        assert param.help(), f"{param.name()} has no help text"
+    outputs = {o.name() for o in alg.outputDefinitions()}
+    assert {"OUTPUT", "OUTPUT_POLYGONS", "VALID_PIXELS", "CHANGE_P50", "CHANGE_P90", "CHANGE_P99"} <= outputs
+    assert "AREA_ABOVE_M2" in outputs
+    assert "qgis_process run embeddings:change" in alg.shortHelpString()
+    assert not alg.icon().isNull()
