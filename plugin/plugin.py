@@ -57,6 +57,11 @@ class EarthEmbeddingsPlugin:
             "Load embeddings for canvas extent…",
             lambda: self.open_algorithm("embeddings:load"),
         )
+        self.add_action(
+            "change.svg",
+            "Change map for canvas extent…",
+            lambda: self.open_algorithm("embeddings:change"),
+        )
 
     def add_action(self, icon: str, text: str, callback, toolbar: bool = True, checkable: bool = False) -> QAction:
         action = QAction(QIcon(os.path.join(ICONS, icon)), text, self.iface.mainWindow())

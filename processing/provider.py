@@ -18,6 +18,7 @@ ALGORITHMS = (
     ("alg_load", "LoadEmbeddingsAlgorithm", ("rasterio", "pyproj")),
     ("alg_zonal", "ZonalStatsAlgorithm", ("rasterio", "pyproj")),
     ("alg_similarity", "SimilarityAlgorithm", ("rasterio", "pyproj")),
+    ("alg_change", "ChangeMapAlgorithm", ("rasterio", "pyproj")),
 )
 
 

@@ -102,6 +102,8 @@ class GraduatedStyle(QgsProcessingLayerPostProcessorInterface):
         renderer.updateColorRamp(ramp.clone())
         layer.setRenderer(renderer)
         layer.triggerRepaint()
+
+
 class QmlStyle(QgsProcessingLayerPostProcessorInterface):
     """Applies one QML file from resources/styles to the loaded layer (raster or vector)."""
 
@@ -110,7 +112,8 @@ class QmlStyle(QgsProcessingLayerPostProcessorInterface):
         self.qml = qml
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
-        apply_qml(layer, self.qml)
+        if layer is not None and not apply_qml(layer, self.qml) and feedback:
+            feedback.reportError(f"The style {self.qml} could not be applied to {layer.name()}.")
 
 
 def stretch_pseudocolor(layer: QgsRasterLayer, minimum: float, maximum: float) -> bool:
@@ -150,3 +153,13 @@ class PseudocolorStyle(QmlStyle):
             return
         apply_qml(layer, self.qml)
         stretch_pseudocolor(layer, self.minimum, self.maximum)
+
+
+def change_style() -> QmlStyle:
+    """1 - cosine: black-blue-cyan-yellow-red over 0..0.5 (above 0.5 stays red), ramp legend."""
+    return QmlStyle("change.qml")
+
+
+def change_areas_style() -> QmlStyle:
+    """Change polygons: a magenta outline, no fill, so the change map shows through."""
+    return QmlStyle("change_areas.qml")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -23,24 +22,6 @@ WISCONSIN = DATA / "aef_wisconsin_2024_10m.tif"
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_CACHE, ignore_errors=True)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _repository_root_off_sys_path():
-    """Keep QGIS's ``processing`` module visible.
-
-    pytest imports the repository's ``__init__.py`` as a package before the first test;
-    when the checkout's folder name is not a Python identifier (a worktree such as
-    ``wt-x``), it puts the repository root itself on sys.path, where our ``processing/``
-    hides QGIS's. Take the root off again before any fixture imports ``processing``.
-    """
-    root = str(REPO)
-    while root in sys.path:
-        sys.path.remove(root)
-    for name in [m for m in sys.modules if m == "processing" or m.startswith("processing.")]:
-        if str(getattr(sys.modules[name], "__file__", "") or "").startswith(root + os.sep):
-            del sys.modules[name]
-    yield
 
 
 @pytest.fixture(scope="session")
