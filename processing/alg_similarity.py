@@ -205,7 +205,9 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
                 QgsWkbTypes.PolygonGeometry,
             ):
                 raise QgsProcessingException(tr(f"The {label} is not a point or a polygon."))
-            out.append(Exemplar(json.loads(geom.asJson(17)), crs, label))
+            # Core messages start "The exemplar ...": name positives without repeating the word.
+            core_label = label.removeprefix("exemplar ")
+            out.append(Exemplar(json.loads(geom.asJson(17)), crs, core_label))
         if not out and name == "EXEMPLARS":
             raise QgsProcessingException(tr("The exemplar layer has no features; add at least one point or polygon."))
         return out

@@ -208,7 +208,9 @@ def test_exemplar_off_coverage_is_named_and_nothing_is_written(run_alg, sample_i
     good = class_interior_points(truth, CLASSES.index("forest"), YEAR, 1)[0]
     layer = point_layer([good, (e + 1.0, n)], names=["ok", "lake shore"])
     out = tmp_path / "x.tif"
-    with pytest.raises(QgsProcessingException, match=r"exemplar feature 2 \('lake shore'\) lies outside the coverage"):
+    with pytest.raises(
+        QgsProcessingException, match=r"^The exemplar feature 2 \('lake shore'\) lies outside the coverage"
+    ):
         run_alg("embeddings:similarity", base_params(sample_index, truth, layer, out))
     assert not list(tmp_path.iterdir())
 
