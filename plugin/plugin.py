@@ -28,6 +28,10 @@ class EarthEmbeddingsPlugin:
         self.actions: list[QAction] = []
         self.toolbar = None
         self.dependency_message = ""
+        self.search_tool = None
+        self.search_action = None
+        self.search_dock = None
+        self.search = None
 
     # Processing only: this is all qgis_process calls ------------------------------
     def initProcessing(self):  # noqa: N802 - QGIS API
@@ -62,6 +66,92 @@ class EarthEmbeddingsPlugin:
             "Change map for canvas extent…",
             lambda: self.open_algorithm("embeddings:change"),
         )
+        self.init_search()
+
+    # Click-to-search ----------------------------------------------------------------
+    def init_search(self):
+        from qgis.core import QgsProject
+        from qgis.PyQt.QtCore import Qt
+
+        from .dock import SearchDock
+        from .maptool import SearchMapTool
+        from .options import load_settings
+        from .search import SearchController
+
+        self.search_dock = SearchDock(self.iface.mainWindow())
+        self.search_dock.set_options(load_settings())
+        self.search_dock.hide()
+        self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.search_dock)
+        self.search = SearchController(self.iface, self.search_dock.options)
+        self.search_tool = SearchMapTool(self.iface.mapCanvas())
+        self.search_action = self.add_action(
+            "search_tool.svg", "Click-to-search similar places", self.toggle_search_tool, checkable=True
+        )
+        # QGIS unchecks the action when another map tool takes over.
+        self.search_tool.setAction(self.search_action)
+        self.add_action(
+            "similarity.svg", "Click-to-search panel", lambda: self.search_dock.setVisible(True), toolbar=False
+        )
+        self.search_tool.clicked.connect(self.search.handle_click)
+        self.search_tool.cleared.connect(self.search.clear)
+        self.search_dock.clear_requested.connect(self.search.clear)
+        self.search_dock.options_changed.connect(self.search_options_changed)
+        self.search.status.connect(self.search_dock.set_status)
+        project = QgsProject.instance()
+        project.readProject.connect(self.read_search_options)
+        project.writeProject.connect(self.write_search_options)
+
+    def toggle_search_tool(self, checked: bool):
+        canvas = self.iface.mapCanvas()
+        if checked:
+            canvas.setMapTool(self.search_tool)
+            self.search_dock.setVisible(True)
+        elif canvas.mapTool() is self.search_tool:
+            canvas.unsetMapTool(self.search_tool)
+
+    def search_options_changed(self):
+        from .options import save_settings
+
+        options = self.search_dock.options()
+        save_settings(options)
+        self.search.set_opacity(options.opacity)
+
+    def read_search_options(self, *_args):
+        from .options import read_project
+
+        options = read_project()
+        if options is not None and self.search_dock is not None:
+            self.search_dock.set_options(options)
+
+    def write_search_options(self, *_args):
+        from .options import write_project
+
+        if self.search_dock is not None:
+            write_project(self.search_dock.options())
+
+    def unload_search(self):
+        from qgis.core import QgsProject
+
+        if self.search is None:
+            return
+        project = QgsProject.instance()
+        for signal, slot in (
+            (project.readProject, self.read_search_options),
+            (project.writeProject, self.write_search_options),
+        ):
+            try:
+                signal.disconnect(slot)
+            except (TypeError, RuntimeError):
+                pass
+        self.search.shutdown()
+        canvas = self.iface.mapCanvas()
+        if canvas.mapTool() is self.search_tool:
+            canvas.unsetMapTool(self.search_tool)
+        self.search_tool.deleteLater()
+        self.iface.removeDockWidget(self.search_dock)
+        self.search_dock.deleteLater()
+        self.search.deleteLater()
+        self.search_tool = self.search_action = self.search_dock = self.search = None
 
     def add_action(self, icon: str, text: str, callback, toolbar: bool = True, checkable: bool = False) -> QAction:
         action = QAction(QIcon(os.path.join(ICONS, icon)), text, self.iface.mainWindow())
@@ -97,6 +187,7 @@ class EarthEmbeddingsPlugin:
         processing.execAlgorithmDialog(algorithm_id, params)
 
     def unload(self):
+        self.unload_search()
         for action in self.actions:
             self.iface.removePluginMenu(MENU, action)
             if self.toolbar is not None:

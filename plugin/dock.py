@@ -1,0 +1,144 @@
+"""The click-to-search panel: source, year, top-k, opacity, threshold, Clear, and a status line."""
+
+from __future__ import annotations
+
+from qgis.gui import QgsDockWidget
+from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .options import MAX_TOP_K, YEARS, SearchOptions
+
+PUBLIC_PRODUCT = "Public AlphaEarth product (Source Cooperative)"
+
+
+class SearchDock(QgsDockWidget):
+    """Emits ``options_changed`` on every edit and ``clear_requested`` for the Clear button."""
+
+    options_changed = pyqtSignal()
+    clear_requested = pyqtSignal()
+
+    def __init__(self, parent=None):
+        super().__init__("Earth Embeddings click-to-search", parent)
+        self.setObjectName("EarthEmbeddingsSearchDock")
+        body = QWidget(self)
+        form = QFormLayout()
+
+        self.source = QLineEdit(body)
+        self.source.setPlaceholderText(PUBLIC_PRODUCT)
+        self.source.setToolTip(
+            "The collection to search: an index file (aef_index.csv), its folder, or an index URL. "
+            "Empty: the public AlphaEarth Foundations product (needs internet)."
+        )
+        self.browse = QToolButton(body)
+        self.browse.setText("…")
+        self.browse.setToolTip("Choose a collection index file")
+        self.browse.clicked.connect(self.choose_source)
+        row = QHBoxLayout()
+        row.addWidget(self.source)
+        row.addWidget(self.browse)
+        form.addRow("Collection", row)
+
+        self.year = QSpinBox(body)
+        self.year.setRange(*YEARS)
+        self.year.setToolTip("The year of the annual embeddings to search.")
+        form.addRow("Year", self.year)
+
+        self.top_k = QSpinBox(body)
+        self.top_k.setRange(0, MAX_TOP_K)
+        self.top_k.setToolTip("How many of the most similar places to mark (0 = none).")
+        form.addRow("Top places", self.top_k)
+
+        self.opacity = QSpinBox(body)
+        self.opacity.setRange(0, 100)
+        self.opacity.setSuffix(" %")
+        self.opacity.setToolTip("Opacity of the Similarity layer.")
+        form.addRow("Opacity", self.opacity)
+
+        self.use_threshold = QCheckBox("Areas above", body)
+        self.use_threshold.setToolTip("Also outline the connected areas scoring above this value.")
+        self.threshold = QDoubleSpinBox(body)
+        self.threshold.setRange(-2.0, 2.0)
+        self.threshold.setDecimals(3)
+        self.threshold.setSingleStep(0.01)
+        self.threshold.setValue(0.9)
+        form.addRow(self.use_threshold, self.threshold)
+
+        self.clear_button = QPushButton("Clear exemplars", body)
+        self.clear_button.setToolTip("Forget the clicked places (same as Esc on the map).")
+        self.clear_button.clicked.connect(self.clear_requested)
+        self.status = QLabel("Click a place on the map with the click-to-search tool.", body)
+        self.status.setWordWrap(True)
+        help_text = QLabel("Click: search for a place. Shift-click: add a place. Ctrl-click: add a negative.", body)
+        help_text.setWordWrap(True)
+
+        layout = QVBoxLayout(body)
+        layout.addLayout(form)
+        layout.addWidget(self.clear_button)
+        layout.addWidget(help_text)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+        self.setWidget(body)
+
+        self.set_options(SearchOptions())
+        for signal in (
+            self.source.editingFinished,
+            self.year.valueChanged,
+            self.top_k.valueChanged,
+            self.opacity.valueChanged,
+            self.threshold.valueChanged,
+            self.use_threshold.toggled,
+        ):
+            signal.connect(self._changed)
+        self.use_threshold.toggled.connect(self.threshold.setEnabled)
+
+    def options(self) -> SearchOptions:
+        return SearchOptions(
+            source=self.source.text().strip(),
+            year=self.year.value(),
+            top_k=self.top_k.value(),
+            opacity=self.opacity.value() / 100.0,
+            threshold=self.threshold.value() if self.use_threshold.isChecked() else None,
+        )
+
+    def set_options(self, options: SearchOptions) -> None:
+        """Show ``options`` without emitting a change per widget."""
+        self._loading = True
+        try:
+            self.source.setText(options.source)
+            self.year.setValue(options.year)
+            self.top_k.setValue(options.top_k)
+            self.opacity.setValue(round(options.opacity * 100))
+            self.use_threshold.setChecked(options.threshold is not None)
+            self.threshold.setEnabled(options.threshold is not None)
+            if options.threshold is not None:
+                self.threshold.setValue(options.threshold)
+        finally:
+            self._loading = False
+
+    def set_status(self, text: str) -> None:
+        self.status.setText(text)
+
+    def choose_source(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Collection index", self.source.text(), "Collection index (*.csv *.gpkg *.parquet);;All files (*)"
+        )
+        if path:
+            self.source.setText(path)
+            self._changed()
+
+    def _changed(self, *_args) -> None:
+        if not getattr(self, "_loading", False):
+            self.options_changed.emit()
