@@ -179,8 +179,10 @@ class SearchController(QObject):
                 "see the Earth Embeddings message in the log for how to install it."
             )
             return None
-        self.cancel()
+        # A new serial first: cancelling a queued task may report back synchronously, and
+        # that report must already count as superseded.
         self.serial += 1
+        self.cancel()
         folder = tempfile.mkdtemp(prefix=f"run{self.serial}-", dir=self.root)
         canvas = self.iface.mapCanvas()
         rect = canvas.extent()
@@ -226,7 +228,7 @@ class SearchController(QObject):
 
     def cancel(self) -> None:
         """Cancel every search still running; their results will be ignored."""
-        for run in self.runs.values():
+        for run in list(self.runs.values()):  # a cancelled task may report back (and leave) at once
             if run.done:
                 continue
             run.feedback.cancel()
@@ -317,6 +319,7 @@ class SearchController(QObject):
             layer.setDataSource(path, layer.name(), "gdal", QgsDataProvider.ProviderOptions())
             style_similarity(layer, low, high)
             layer.setOpacity(opacity)
+            layer.setCustomProperty(ROLE_PROPERTY, SIMILARITY)  # loading a QML replaces custom properties
         layer.triggerRepaint()
         return layer
 
@@ -394,13 +397,26 @@ class SearchController(QObject):
     def shutdown(self) -> None:
         """Cancel running searches and drop every reference (plugin unload)."""
         self.cancel()
-        for run in self.runs.values():
+        for run in list(self.runs.values()):
+            # The task may still be running with this run's context and feedback: they must
+            # outlive it, though the controller goes away.
             try:
                 run.task.executed.disconnect()
+                run.task.executed.connect(functools.partial(_release_detached, id(run)))
             except (RuntimeError, TypeError):
-                pass
+                continue  # already finished and deleted by the task manager
+            _DETACHED[id(run)] = run
         self.runs = {}
         self.exemplars, self.negatives = [], []
+
+
+_DETACHED: dict[int, SearchRun] = {}  # runs of a controller that was shut down, until their task ends
+
+
+def _release_detached(key: int, *_args) -> None:
+    run = _DETACHED.pop(key, None)
+    if run is not None:
+        shutil.rmtree(run.folder, ignore_errors=True)
 
 
 def style_similarity(layer: QgsRasterLayer, low, high) -> None:
