@@ -13,6 +13,7 @@ from qgis.PyQt.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -84,6 +85,9 @@ class SearchDock(QgsDockWidget):
         help_text = QLabel("Click: search for a place. Shift-click: add a place. Ctrl-click: add a negative.", body)
         help_text.setWordWrap(True)
 
+        # Messages must not resize the dock (and so the map canvas) while the user works.
+        for label in (self.status, help_text):
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout = QVBoxLayout(body)
         layout.addLayout(form)
         layout.addWidget(self.clear_button)

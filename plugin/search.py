@@ -38,7 +38,7 @@ from qgis.core import (
     QgsRendererCategory,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QObject, pyqtSignal
+from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
 
 from ..processing.styles import apply_qml, stretch_pseudocolor
 from .maptool import ADD_EXEMPLAR, ADD_NEGATIVE, REPLACE
@@ -289,6 +289,15 @@ class SearchController(QObject):
                 return layer
         return None
 
+    def canvas_bridge(self):
+        from qgis.gui import QgsLayerTreeMapCanvasBridge
+
+        try:
+            bridge = self.iface.layerTreeCanvasBridge()
+        except (AttributeError, RuntimeError):
+            return None
+        return bridge if isinstance(bridge, QgsLayerTreeMapCanvasBridge) else None
+
     def group(self):
         root = QgsProject.instance().layerTreeRoot()
         group = root.findGroup(GROUP_NAME)
@@ -296,6 +305,13 @@ class SearchController(QObject):
 
     def add_layer(self, layer, role: str) -> None:
         layer.setCustomProperty(ROLE_PROPERTY, role)
+        # In an empty project QGIS zooms to the first layer added (here: one clicked point) and
+        # takes its CRS; the view the user searches must stay put. The bridge applies that
+        # set-up in a queued call, so it is switched back on by a queued call after it.
+        bridge = self.canvas_bridge()
+        hold_view = bridge is not None and bridge.autoSetupOnFirstLayer() and not QgsProject.instance().count()
+        if hold_view:
+            bridge.setAutoSetupOnFirstLayer(False)
         QgsProject.instance().addMapLayer(layer, False)
         group = self.group()
         below = LAYER_ORDER[LAYER_ORDER.index(role) + 1 :]
@@ -304,6 +320,8 @@ class SearchController(QObject):
             if child.layer() is not None and child.layer().customProperty(ROLE_PROPERTY) not in below:
                 index += 1
         group.insertLayer(index, layer)
+        if hold_view:
+            QTimer.singleShot(0, functools.partial(bridge.setAutoSetupOnFirstLayer, True))
 
     def update_similarity_layer(self, path: str, low, high) -> QgsRasterLayer:
         layer = self.layer(SIMILARITY)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 from qgis_cli import make_profile
 
 
@@ -95,3 +96,53 @@ def test_package_zip_installs_through_install_from_zip(tmp_path):
     assert report is not None, f"QGIS did not run the drive script:\n{output}"
     assert report["installed_dir"] and report["loaded"] and report["active"] and report["provider"]
     assert "embeddings:load" in report["algorithms"]
+
+
+def test_click_to_search_in_the_desktop(tmp_path, sample_dir, sample_index, truth, outputs):
+    """Click through the tool's own event handling in the real desktop; the search runs as a task."""
+    from earth_embeddings.core.sample import CLASSES, class_interior_points
+
+    year = 2024
+    forest = CLASSES.index("forest")
+    click = class_interior_points(truth, forest, year, 1, margin_m=150, seed=21)[0]
+    probes = {c: class_interior_points(truth, i, year, 4, seed=22) for i, c in enumerate(CLASSES)}
+    screenshot = outputs / "click_to_search_desktop.png"
+    screenshot.unlink(missing_ok=True)
+    setup = {
+        "index": sample_index,
+        "year": year,
+        "bbox": truth.notes["bbox_wgs84"],
+        "click": click,
+        "probes": probes,
+        "screenshot": str(screenshot),
+        "context_layer": str(sample_dir / "aef_index.gpkg"),
+    }
+    drive = os.path.join(os.path.dirname(__file__), "desktop_click_search.py")
+    log, report, output = run_desktop(tmp_path, drive, extra_env={"EE_CLICK_SEARCH": json.dumps(setup)})
+    python_errors = [line for line in log if line.startswith("Python error")]
+    assert not python_errors, "\n".join(python_errors)
+    assert report is not None, f"QGIS did not run the drive script:\n{output}"
+    assert "failed_at" not in report, report
+    assert report["tool_active"] and report["dock_visible"] and report["context_layer"]
+    # The click reached the tool: one exemplar at the clicked place (within a screen pixel).
+    assert len(report["exemplars"]) == 1
+    (lon, lat) = report["exemplars"][0]
+    assert truth.class_at(lon, lat, year) == forest
+    assert report["busy_after_click"] and report["finished"] == [[1, True]]
+    assert report["ticks_while_searching"] > 0  # the GUI thread ran while the task worked
+    # The view the user searched stays put (centre and scale).
+    assert report["canvas_crs"] == "EPSG:4326"
+    # (QGIS itself refits the extent when its panels resize the canvas: the scale may change a little.)
+    assert report["view_after"][:2] == pytest.approx(report["view_before"][:2], abs=1e-9)
+    assert 0.8 < report["view_after"][2] / report["view_before"][2] < 1.25
+    layer = report["layer"]
+    assert layer["valid"] and layer["name"] == "Similarity" and layer["in_group"]
+    assert layer["renderer"] == "singlebandpseudocolor"
+    assert layer["group_layers"] == ["Search exemplars", "Top places", "Similarity"]  # points on top
+    assert set(layer["group_layers"]) == {"Similarity", "Search exemplars", "Top places"}
+    assert report["top_places"] == 5
+    values = {c: v for c, v in layer["probes"].items()}
+    assert all(v is not None and -1.0 <= v <= 1.0 for vs in values.values() for v in vs)  # valid where data
+    others = [v for c, vs in values.items() if c != "forest" for v in vs]
+    assert min(values["forest"]) > 0.9 and min(values["forest"]) > max(others)
+    assert screenshot.exists() and screenshot.stat().st_size > 10_000

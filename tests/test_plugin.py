@@ -44,7 +44,9 @@ def test_init_gui_registers_provider_actions_and_unload_removes_them(qgis_app, q
     assert qgis_iface.mapCanvas().mapTool() is not tool
 
 
-def test_search_choices_persist_in_settings_and_project(qgis_app, qgis_iface, qgis_processing, qgis_new_project, tmp_path):
+def test_search_choices_persist_in_settings_and_project(
+    qgis_app, qgis_iface, qgis_processing, qgis_new_project, tmp_path
+):
     from qgis.core import QgsProject
 
     from earth_embeddings.plugin.options import SearchOptions, load_settings
