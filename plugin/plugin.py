@@ -19,6 +19,28 @@ MENU = "&Earth Embeddings"
 LOG_TAG = "Earth Embeddings"
 
 
+def guarded(method):
+    """A Qt slot that must never open QGIS's Python error dialog: log, then one sentence."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - last line of defence for a Qt slot
+            import traceback
+
+            QgsMessageLog.logMessage(traceback.format_exc(), LOG_TAG, Qgis.MessageLevel.Critical)
+            self.iface.messageBar().pushMessage(
+                "Earth Embeddings",
+                f"Something went wrong ({e}); the details are in the log (Earth Embeddings).",
+                level=Qgis.MessageLevel.Warning,
+            )
+            return None
+
+    return wrapper
+
+
 class EarthEmbeddingsPlugin:
     """Registers the Processing provider; in the desktop, adds the menu and toolbar."""
 
@@ -101,6 +123,7 @@ class EarthEmbeddingsPlugin:
         project.readProject.connect(self.read_search_options)
         project.writeProject.connect(self.write_search_options)
 
+    @guarded
     def toggle_search_tool(self, checked: bool):
         canvas = self.iface.mapCanvas()
         if checked:
@@ -109,6 +132,7 @@ class EarthEmbeddingsPlugin:
         elif canvas.mapTool() is self.search_tool:
             canvas.unsetMapTool(self.search_tool)
 
+    @guarded
     def search_options_changed(self):
         from .options import save_settings
 
@@ -116,6 +140,7 @@ class EarthEmbeddingsPlugin:
         save_settings(options)
         self.search.set_opacity(options.opacity)
 
+    @guarded
     def read_search_options(self, *_args):
         from .options import read_project
 
@@ -123,6 +148,7 @@ class EarthEmbeddingsPlugin:
         if options is not None and self.search_dock is not None:
             self.search_dock.set_options(options)
 
+    @guarded
     def write_search_options(self, *_args):
         from .options import write_project
 
