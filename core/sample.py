@@ -35,6 +35,7 @@ from .quant import NODATA, quantize
 CLASSES = ("water", "forest", "cropland", "cropland_b", "urban", "grassland")
 BANDS = 64
 PERIOD = (97, 89)  # noise table period in x and y pixels (coprime, not block-aligned)
+STRIP_ROWS = 128  # rows of a tile generated at once (bounded memory for big tiles)
 
 
 @dataclass
@@ -446,8 +447,13 @@ def make_sample_collection(
             for k, (w, s, e, n) in enumerate(tiles):
                 ix = np.arange(int(round(w / res)), int(round(e / res)))
                 iy = np.arange(int(round(s / res)), int(round(n / res)))[::-1]  # north first
-                gx, gy = np.meshgrid(ix, iy)
-                codes = truth.codes_for_pixels(name, gx, gy, year).reshape(BANDS, len(iy), len(ix))
+                # Strips of rows: the float64 vectors of a whole large tile would need GBs.
+                codes = np.empty((BANDS, len(iy), len(ix)), dtype=np.int8)
+                for r in range(0, len(iy), STRIP_ROWS):
+                    gx, gy = np.meshgrid(ix, iy[r : r + STRIP_ROWS])
+                    codes[:, r : r + STRIP_ROWS] = truth.codes_for_pixels(name, gx, gy, year).reshape(
+                        BANDS, gy.shape[0], len(ix)
+                    )
                 fname = _tile_name(f"{seed}|{year}|{name}|{k}", k // cols * step, k % cols * step) + ".tiff"
                 _write_tile(folder / str(year) / name / fname, codes, crs, w, s, res, block)
                 rows.append(
