@@ -77,10 +77,26 @@ class SampleTruth:
         px = np.reshape(x, -1)
         py = np.reshape(y, -1)
         nearest = np.empty(px.shape, dtype=np.int64)
-        step = max(1, 4_000_000 // max(len(seeds), 1))  # bounded memory for big collections
+        step = 65536
         for i in range(0, px.size, step):
-            d = (px[i : i + step, None] - seeds[None, :, 0]) ** 2 + (py[i : i + step, None] - seeds[None, :, 1]) ** 2
-            nearest[i : i + step] = np.argmin(d, axis=1)
+            cx, cy = px[i : i + step], py[i : i + step]
+            # Only seeds that can be the nearest for some point of this chunk's box: those no
+            # farther from the box than the smallest farthest-distance of any seed to the box.
+            # Exact (the same argmin as over all seeds), and far fewer distances for big collections.
+            x0, x1, y0, y1 = cx.min(), cx.max(), cy.min(), cy.max()
+            far = np.maximum(np.abs(seeds[:, 0] - x0), np.abs(seeds[:, 0] - x1)) ** 2 + np.maximum(
+                np.abs(seeds[:, 1] - y0), np.abs(seeds[:, 1] - y1)
+            ) ** 2
+            near = np.maximum(np.maximum(x0 - seeds[:, 0], seeds[:, 0] - x1), 0.0) ** 2 + np.maximum(
+                np.maximum(y0 - seeds[:, 1], seeds[:, 1] - y1), 0.0
+            ) ** 2
+            cand = np.flatnonzero(near <= far.min())
+            sx, sy = seeds[cand, 0], seeds[cand, 1]
+            sub = max(1, 4_000_000 // cand.size)  # bounded memory for scattered points
+            for j in range(0, cx.size, sub):
+                k = min(cx.size, j + sub)
+                d = (cx[j:k, None] - sx[None, :]) ** 2 + (cy[j:k, None] - sy[None, :]) ** 2
+                nearest[i + j : i + k] = cand[np.argmin(d, axis=1)]
         return np.asarray(self.seed_class)[nearest].reshape(shape)
 
     def change_at(self, lon, lat) -> np.ndarray:
