@@ -44,9 +44,13 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Benchmarks (about 25 min on 2 shared cores; the first run also builds build/bench-data, ~10 min)
+BENCHES ?= workloads kernels topk qgis_process zonal
 bench: setup
 	@mkdir -p bench-results
-	@set -e; for b in scripts/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+	@set -e; start=$$(date +%s); $(PY) scripts/benchlib.py collection; \
+	for b in $(BENCHES); do echo "== scripts/bench_$$b.py"; $(PY) scripts/bench_$$b.py; done; \
+	$(PY) scripts/benchlib.py summary; echo "make bench: $$(( $$(date +%s) - start )) s"
 
 clean:
 	rm -rf build dist test-output .qgis-settings
