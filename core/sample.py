@@ -84,12 +84,14 @@ class SampleTruth:
             # farther from the box than the smallest farthest-distance of any seed to the box.
             # Exact (the same argmin as over all seeds), and far fewer distances for big collections.
             x0, x1, y0, y1 = cx.min(), cx.max(), cy.min(), cy.max()
-            far = np.maximum(np.abs(seeds[:, 0] - x0), np.abs(seeds[:, 0] - x1)) ** 2 + np.maximum(
-                np.abs(seeds[:, 1] - y0), np.abs(seeds[:, 1] - y1)
-            ) ** 2
-            near = np.maximum(np.maximum(x0 - seeds[:, 0], seeds[:, 0] - x1), 0.0) ** 2 + np.maximum(
-                np.maximum(y0 - seeds[:, 1], seeds[:, 1] - y1), 0.0
-            ) ** 2
+            far = (
+                np.maximum(np.abs(seeds[:, 0] - x0), np.abs(seeds[:, 0] - x1)) ** 2
+                + np.maximum(np.abs(seeds[:, 1] - y0), np.abs(seeds[:, 1] - y1)) ** 2
+            )
+            near = (
+                np.maximum(np.maximum(x0 - seeds[:, 0], seeds[:, 0] - x1), 0.0) ** 2
+                + np.maximum(np.maximum(y0 - seeds[:, 1], seeds[:, 1] - y1), 0.0) ** 2
+            )
             cand = np.flatnonzero(near <= far.min())
             sx, sy = seeds[cand, 0], seeds[cand, 1]
             sub = max(1, 4_000_000 // cand.size)  # bounded memory for scattered points
