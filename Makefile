@@ -45,7 +45,7 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 
 # Benchmarks (about 25 min on 2 shared cores; the first run also builds build/bench-data, ~10 min)
-BENCHES ?= workloads kernels topk qgis_process zonal
+BENCHES ?= workloads memory kernels topk qgis_process zonal
 bench: setup
 	@mkdir -p bench-results
 	@set -e; start=$$(date +%s); $(PY) scripts/benchlib.py collection; \

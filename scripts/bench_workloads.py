@@ -6,11 +6,9 @@ For each workload three programs, each run in a fresh process, interleaved, RUNS
   de-quantized, rasterio.warp.reproject-ed onto the target grid, NumPy on the mosaic;
 - floor: the plugin's reader reading the same blocks and computing nothing (the I/O floor),
   and floor_raw: rasterio reading only the tiles' windows under the extent, 512 rows at a time.
-The plugin also runs at twice the extent (memory must stay flat, the output aside).
 
-Extent E: a quarter of the 16N mosaic (EPSG:32616, every tile in the target CRS), 10 m;
-2E: half of it.
-Writes bench-results/workloads.json and .md (and memory.json/.md).
+Extent E: a quarter of the 16N mosaic (EPSG:32616, every tile in the target CRS), 10 m.
+Writes bench-results/workloads.json and .md. (Memory as the extent grows: bench_memory.py.)
 
     .venv/bin/python scripts/bench_workloads.py        (make bench runs it)
 """
@@ -27,7 +25,7 @@ import benchlib as bl  # noqa: E402
 
 CRS = "EPSG:32616"
 E = (0.5, 0.5)  # fraction of the 16N mosaic's width and height
-E2 = (1.0, 0.5)
+SIZES = {"E": E, "2E": (1.0, 0.5), "4E": (1.0, 1.0)}
 ZONES = 10_000
 TOP_K = 10
 
@@ -41,8 +39,11 @@ def _grid(extent):
 
 
 def _exemplar_xy(extent):
-    # A point a third of the way into the extent: some class's interior most of the time.
-    return (extent[0] + (extent[2] - extent[0]) / 3, extent[1] + (extent[3] - extent[1]) / 3)
+    # A pixel centre a third of the way into the extent (on a pixel edge, the plugin and the
+    # script could each take a different neighbour).
+    x = extent[0] + (extent[2] - extent[0]) / 3
+    y = extent[1] + (extent[3] - extent[1]) / 3
+    return (x // 10 * 10 + 5, y // 10 * 10 + 5)
 
 
 def _read_zones(path):
@@ -292,7 +293,7 @@ def compare(workload, facts, extent, out):
 def child(argv):
     what, workload, size, out = argv
     facts = bl.collection_facts()
-    extent = bl.extent_16n(facts, *(E if size == "E" else E2))
+    extent = bl.extent_16n(facts, *SIZES[size])
     facts["zones"] = str(Path(facts["folder"]).parent / f"zones_{size}.gpkg")
     t0 = time.perf_counter()
     fn = {"plugin": plugin, "script": script, "floor": floor, "floor_raw": floor_raw, "compare": compare}[what]
@@ -304,29 +305,32 @@ def child(argv):
 # ----------------------------------------------------------------------------- driver
 
 
+def ensure_zones(facts, sizes):
+    me = str(Path(__file__).resolve())
+    for size in sizes:
+        if not (Path(facts["folder"]).parent / f"zones_{size}.gpkg").exists():
+            bl.run_measured([bl.PY, me, "prepare-zones", size], bl.child_env())
+
+
 def main():
     facts = bl.collection()
     tmp = Path(facts["folder"]).parent / "out"
     tmp.mkdir(exist_ok=True)
     me = str(Path(__file__).resolve())
     env = bl.child_env()
-    for size in ("E", "2E"):
-        zones = Path(facts["folder"]).parent / f"zones_{size}.gpkg"
-        if not zones.exists():
-            bl.run_measured([bl.PY, me, "prepare-zones", size], env)
-    results = {"collection": facts, "extent_E": bl.extent_16n(facts, *E), "extent_2E": bl.extent_16n(facts, *E2)}
+    ensure_zones(facts, ("E",))
+    results = {"collection": facts, "extent_E": bl.extent_16n(facts, *E)}
     md = [
         "# Workloads: plugin core vs hand-written script vs I/O floor",
         "",
         f"Collection: 2 years x {facts['pixels_per_year'] / 1e6:.1f} M pixels a year, "
         f"{len(facts['tiles']['15N']) + len(facts['tiles']['16N'])} tiles of {facts['params']['tile_px']} px a year "
         "(int8, ZSTD, 256 px blocks). "
-        "Extent E: a quarter of the 16N mosaic in EPSG:32616 at 10 m; 2E: half of it. "
+        "Extent E: a quarter of the 16N mosaic in EPSG:32616 at 10 m (2.25 M pixels). "
         f"Medians of {bl.RUNS} interleaved runs, each a fresh process; ratios taken run by run.",
         "",
     ]
     rows = []
-    mem_rows = []
     for workload in ("change", "similarity", "topk", "zonal"):
         print(f"== {workload}", flush=True)
         variants = {
@@ -341,9 +345,6 @@ def main():
             ]
             for name, size in (("plugin", "E"), ("script", "E"), ("floor", "E"), ("floor_raw", "E"))
         }
-        if workload != "topk":
-            variants["plugin@2E"] = [bl.PY, me, "child", "plugin", workload, "2E", str(tmp / f"{workload}_plugin2E")]
-            variants["floor@2E"] = [bl.PY, me, "child", "floor", workload, "2E", str(tmp / f"{workload}_floor2E")]
         m = bl.measure(variants, env=env)
         cmp_ = bl.run_measured([bl.PY, me, "child", "compare", workload, "E", str(tmp / workload)], env)["payload"]
         m["script_vs_plugin"] = cmp_
@@ -368,48 +369,7 @@ def main():
                 f"{mp / p['median_wall_s'] / 1e6:.1f}" if mp else "",
             ]
         )
-        if "plugin@2E" in m:
-            p2 = m["plugin@2E"]
-            growth = p2["median_peak_rss_mb"] - p["median_peak_rss_mb"]
-            px2 = p2["payload"].get("pixels") or 0
-            out_growth = (px2 - mp) * 4 / 2**20 if workload != "zonal" else 0.0
-            mem_rows.append(
-                [
-                    workload,
-                    f"{p['median_peak_rss_mb']:.0f}",
-                    f"{p2['median_peak_rss_mb']:.0f}",
-                    f"{growth:+.0f}",
-                    f"{out_growth:.0f}",
-                    f"{p2['median_wall_s'] / p['median_wall_s']:.2f}",
-                    "flat" if growth <= max(50.0, 0.1 * p["median_peak_rss_mb"]) else "GROWS",
-                ]
-            )
         bl.write("workloads", results, "\n".join(md + [bl.table(HEADER, rows)] + notes(results)))
-    bl.write(
-        "memory",
-        {"rows": mem_rows},
-        "\n".join(
-            [
-                "# Peak memory as the extent doubles (plugin core)",
-                "",
-                "E = a quarter of the 16N mosaic, 2E = half of it. The output raster is written block by block to disk, "
-                "so it is not in memory; 'flat' = growth under max(50 MB, 10 %).",
-                "",
-                bl.table(
-                    [
-                        "workload",
-                        "peak RSS at E (MB)",
-                        "at 2E (MB)",
-                        "growth (MB)",
-                        "output size growth (MB, on disk)",
-                        "time 2E / E",
-                        "verdict",
-                    ],  # fmt: skip
-                    mem_rows,
-                ),
-            ]
-        ),
-    )
 
 
 HEADER = [
@@ -449,7 +409,7 @@ if __name__ == "__main__":
         size = sys.argv[2]
         prepare_zones(
             facts,
-            bl.extent_16n(facts, *(E if size == "E" else E2)),
+            bl.extent_16n(facts, *SIZES[size]),
             str(Path(facts["folder"]).parent / f"zones_{size}.gpkg"),
         )
     else:

@@ -119,6 +119,12 @@ def extent_16n(facts: dict, fraction_w: float, fraction_h: float) -> tuple[float
     return (w, s, w + (e - w) * fraction_w, s + (n - s) * fraction_h)
 
 
+def extent_px(facts: dict, fractions) -> float:
+    """Approximate pixels (10 m) of ``extent_16n(facts, *fractions)``."""
+    w, s, e, n = extent_16n(facts, *fractions)
+    return (e - w) * (n - s) / 100.0
+
+
 # ----------------------------------------------------------------------------- running
 
 
