@@ -99,7 +99,8 @@ def main():
             "# The algorithms through qgis_process (extent E)",
             "",
             f"QGIS {subprocess.run([QGIS_PROCESS, '--version'], capture_output=True, text=True, env=env).stdout.split()[1:2]}; "
-            "change writes its areas layer too (OUTPUT_POLYGONS to a temporary file), the core run does not; "
+            "qgis_process runs each algorithm with its defaults (change: also its areas layer), the core run writes "
+            "the raster only (zonal: a CSV); "
             f"median of {bl.RUNS} interleaved runs.",
             "",
             bl.table(
