@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsProcessingException, QgsProcessingParameterRasterDestination
+from qgis.core import QgsProcessingException, QgsProcessingOutputNumber, QgsProcessingParameterRasterDestination
 
 from ..core.load import load_embeddings
 from .base import EmbeddingsAlgorithm, FeedbackProgress, tr, with_help
@@ -41,6 +41,7 @@ class LoadEmbeddingsAlgorithm(EmbeddingsAlgorithm):
                 "The 64-band int8 GeoTIFF to write (.tif).",
             )
         )
+        self.addOutput(QgsProcessingOutputNumber("VALID_PIXELS", tr("Pixels with embeddings")))
 
     def processAlgorithm(self, parameters, context, feedback):
         source = self.source_string(parameters, context)
