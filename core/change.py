@@ -100,7 +100,9 @@ class StreamingHistogram:
         n = self.total
         if n == 0:
             return float("nan")
-        target = q / 100.0 * n
+        # The value of (1-based) rank 1 + q/100 (n - 1), numpy's "linear" convention; the
+        # tolerance keeps 99.9/100 * n from rounding past the rank into a later (sparse) bin.
+        target = 1.0 + q / 100.0 * (n - 1) - 1e-9 * n
         cum = np.cumsum(self.counts)
         i = int(np.searchsorted(cum, target, side="left"))
         i = min(i, self.bins - 1)

@@ -210,6 +210,22 @@ class CollectionSource(EmbeddingSource):
             t.close()
 
 
+def looks_like_image(tile: Tile) -> bool:
+    """True for photos and maps: unsigned bytes/shorts with colour bands, or a palette.
+
+    Embeddings are signed int8 (AEF) or floats; an RGB(A) or paletted integer raster
+    without the AEF tag is almost certainly an image chosen by mistake.
+    """
+    m = tile.meta
+    if m["quantised"] or not np.issubdtype(np.dtype(m["dtype"]), np.integer):
+        return False
+    ds = tile._open(0)
+    colours = {ci.name for ci in ds.colorinterp}
+    if colours & {"red", "green", "blue", "alpha", "palette"}:
+        return True
+    return m["dtype"] in ("uint8", "uint16") and m["count"] <= 4
+
+
 class RasterSource(EmbeddingSource):
     """Any GDAL raster with two or more bands: int8 (no-data -128) is AEF-quantised."""
 
@@ -222,6 +238,11 @@ class RasterSource(EmbeddingSource):
             raise EmbeddingsError(
                 f"The raster {self.path} has {m['count']} band; an embedding raster has one band per "
                 "dimension (64 for AEF). Choose a raster written by 'Load embeddings for extent' or an export."
+            )
+        if looks_like_image(self.tile):
+            raise EmbeddingsError(
+                f"The raster {self.path} looks like an image ({m['count']} bands of {m['dtype']}), not embeddings; "
+                "choose a raster written by 'Load embeddings for extent' or an embedding export."
             )
 
     def tiles_for(self, grid: Grid) -> list[Tile]:

@@ -108,11 +108,13 @@ def make_fields(spec) -> QgsFields:
 
 
 def write_features(sink, fields: QgsFields, rows, feedback=None) -> int:
-    """Add (wkt, {field: value}) rows to a sink; returns how many were written."""
+    """Add (wkt, {field: value}) rows to a sink; returns how many were written.
+
+    Not cancellable on purpose: the rows are already computed, writing them is quick, and a
+    sink cannot be rolled back, so stopping half-way would leave a half-written layer.
+    """
     count = 0
     for wkt, attrs in rows:
-        if feedback is not None and feedback.isCanceled():
-            break
         feat = QgsFeature(fields)
         feat.setGeometry(QgsGeometry.fromWkt(wkt))
         for key, value in attrs.items():

@@ -1,0 +1,175 @@
+"""Issue 10: bad input ends in one clear sentence and no damage, through processing.run and
+through qgis_process.bin (non-zero exit, the message, no traceback, no output file)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from qgis.core import QgsProcessingException
+from qgis_cli import make_profile, run_algorithm
+from rasterio.transform import from_origin
+
+from earth_embeddings.core.sample import CLASSES, class_interior_points
+
+
+def geojson(path: Path, features) -> str:
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return str(path)
+
+
+def point(lon, lat, name):
+    return {"type": "Feature", "properties": {"name": name}, "geometry": {"type": "Point", "coordinates": [lon, lat]}}
+
+
+@pytest.fixture(scope="module")
+def bad(sample_dir, truth, tmp_path_factory):
+    """Broken inputs of every kind, built once."""
+    root = tmp_path_factory.mktemp("bad")
+    b = {"dir": root, "index": str(sample_dir / "aef_index.csv")}
+    w, s, e, n = truth.notes["bbox_wgs84"]
+    b["extent"] = f"{w},{e},{s},{n} [EPSG:4326]"
+    b["ocean"] = "10.0,10.02,10.0,10.02 [EPSG:4326]"
+    (root / "nocols.csv").write_text("path,year\n2024/16N/a.tiff,2024\n")
+    b["nocols"] = str(root / "nocols.csv")
+    (root / "garbage.gpkg").write_bytes(b"\x00\x01 this is not a GeoPackage" * 50)
+    b["garbage"] = str(root / "garbage.gpkg")
+    b["missing"] = str(root / "does-not-exist" / "aef_index.csv")
+    # A collection with one tile cut short, and one whose index points outside its folder.
+    trunc = root / "truncated"
+    shutil.copytree(sample_dir, trunc)
+    victim = sorted((trunc / "2024" / "15N").glob("*.tiff"))[0]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 3])
+    b["truncated"], b["victim"] = str(trunc / "aef_index.csv"), victim.name
+    escape = root / "escape"
+    escape.mkdir()
+    rows = (sample_dir / "aef_index.csv").read_text().splitlines()
+    header, first = rows[0], rows[1]
+    path_col = header.split(",").index("path") - len(header.split(","))
+    parts = first.rsplit(",", 2)
+    assert path_col == -2
+    (escape / "aef_index.csv").write_text(header + "\n" + f"{parts[0]},../../etc/passwd,{parts[2]}" + "\n")
+    b["escape"] = str(escape / "aef_index.csv")
+    # Rasters that are not embeddings.
+    for name, count, dtype, photometric in (("oneband", 1, "float32", None), ("photo", 3, "uint8", "RGB")):
+        path = root / f"{name}.tif"
+        kw = {"photometric": photometric} if photometric else {}
+        with rasterio.open(path, "w", driver="GTiff", width=20, height=20, count=count, dtype=dtype,
+                           crs="EPSG:32616", transform=from_origin(262000, 4926000, 10, 10), **kw) as ds:
+            ds.write(np.ones((count, 20, 20), dtype=dtype))
+        b[name] = str(path)
+    # Exemplars: off coverage; on the 2024 no-data hole; zones: empty, without geometry.
+    b["ex_off"] = geojson(root / "ex_off.geojson", [point(10.0, 10.0, "in the ocean")])
+    h = truth.holes[0]
+    lon, lat = truth.lonlat_of_local(h["x"], h["y"])
+    b["ex_hole"] = geojson(root / "ex_hole.geojson", [point(float(lon), float(lat), "in the hole")])
+    fl, fa = class_interior_points(truth, CLASSES.index("forest"), 2017, 1, seed=3)[0]
+    b["ex_ok"] = geojson(root / "ex_ok.geojson", [point(fl, fa, "forest")])
+    b["zones_empty"] = geojson(root / "zones_empty.geojson", [])
+    b["zones_nogeom"] = geojson(root / "zones_nogeom.geojson",
+                                [{"type": "Feature", "properties": {"id": 1}, "geometry": None}])
+    b["zones_ok"] = str(sample_dir / "zones.geojson")
+    return b
+
+
+# (case id, algorithm, parameters from `bad` (the output folder added), message that must appear)
+CASES = [
+    ("load-year", "embeddings:load", lambda b: {"SOURCE": b["index"], "YEAR": 2019, "EXTENT": b["extent"]},
+     r"no embeddings for 2019.*2017, 2024"),
+    ("load-ocean", "embeddings:load", lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["ocean"]},
+     r"No embeddings cover this extent"),
+    ("load-limit", "embeddings:load",
+     lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["extent"], "MAX_PIXELS": 1000},
+     r"pixels.*above the limit of 1,000 pixels"),
+    ("load-missing-index", "embeddings:load", lambda b: {"SOURCE": b["missing"], "YEAR": 2024, "EXTENT": b["extent"]},
+     r"does not exist"),
+    ("load-garbage-index", "embeddings:load", lambda b: {"SOURCE": b["garbage"], "YEAR": 2024, "EXTENT": b["extent"]},
+     r"not a readable GeoPackage"),
+    ("load-columns", "embeddings:load", lambda b: {"SOURCE": b["nocols"], "YEAR": 2024, "EXTENT": b["extent"]},
+     r"lacks the column\(s\) crs, wgs84_west"),
+    ("load-truncated-tile", "embeddings:load",
+     lambda b: {"SOURCE": b["truncated"], "YEAR": 2024, "EXTENT": b["extent"]}, "VICTIM"),
+    ("load-escaping-path", "embeddings:load", lambda b: {"SOURCE": b["escape"], "YEAR": 2017, "EXTENT": b["extent"]},
+     r"outside the collection's folder"),
+    ("change-same-year", "embeddings:change",
+     lambda b: {"SOURCE": b["index"], "YEAR_A": 2024, "YEAR_B": 2024, "EXTENT": b["extent"]}, r"2024.*(same|differ)"),
+    ("change-year", "embeddings:change",
+     lambda b: {"SOURCE": b["index"], "YEAR_A": 2018, "YEAR_B": 2024, "EXTENT": b["extent"]}, r"2017, 2024"),
+    ("change-one-band", "embeddings:change", lambda b: {"INPUT_A": b["oneband"], "INPUT_B": b["oneband"]},
+     r"has 1 band"),
+    ("change-photo", "embeddings:change", lambda b: {"INPUT_A": b["photo"], "INPUT_B": b["photo"]},
+     r"looks like an image"),
+    ("similarity-off-coverage", "embeddings:similarity",
+     lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["extent"], "EXEMPLARS": b["ex_off"]},
+     r"in the ocean"),
+    ("similarity-no-data", "embeddings:similarity",
+     lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["extent"], "EXEMPLARS": b["ex_hole"]},
+     r"in the hole.*no data|in the hole.*no-data|no.data.*in the hole"),
+    ("similarity-year", "embeddings:similarity",
+     lambda b: {"SOURCE": b["index"], "YEAR": 2030, "EXTENT": b["extent"], "EXEMPLARS": b["ex_ok"]}, r"2017, 2024"),
+    ("similarity-photo", "embeddings:similarity", lambda b: {"INPUT": b["photo"], "EXEMPLARS": b["ex_ok"]},
+     r"looks like an image"),
+    ("zonal-empty", "embeddings:zonalstats",
+     lambda b: {"SOURCE": b["index"], "YEAR": 2024, "ZONES": b["zones_empty"]}, r"(no features|empty)"),
+    ("zonal-no-geometry", "embeddings:zonalstats",
+     lambda b: {"SOURCE": b["index"], "YEAR": 2024, "ZONES": b["zones_nogeom"]}, r"geometr"),
+    ("zonal-year", "embeddings:zonalstats", lambda b: {"SOURCE": b["index"], "YEAR": 2016, "ZONES": b["zones_ok"]},
+     r"2017, 2024"),
+    ("zonal-one-band", "embeddings:zonalstats", lambda b: {"INPUT": b["oneband"], "ZONES": b["zones_ok"]},
+     r"has 1 band"),
+]
+
+OUTPUTS = {
+    "embeddings:load": {"OUTPUT": "out.tif"},
+    "embeddings:change": {"OUTPUT": "change.tif", "OUTPUT_POLYGONS": "areas.gpkg"},
+    "embeddings:similarity": {"OUTPUT": "sim.tif", "TOP_K": 5, "OUTPUT_TOP_K": "top.gpkg"},
+    "embeddings:zonalstats": {"OUTPUT": "stats.gpkg"},
+}
+
+
+def params_for(bad, alg, make, out_dir: Path) -> dict:
+    params = make(bad)
+    for key, value in OUTPUTS[alg].items():
+        params[key] = str(out_dir / value) if isinstance(value, str) else value
+    return params
+
+
+def expected(bad, pattern: str) -> str:
+    return bad["victim"].replace(".", r"\.") if pattern == "VICTIM" else pattern
+
+
+@pytest.mark.parametrize("case, alg, make, pattern", CASES, ids=[c[0] for c in CASES])
+def test_processing_run(case, alg, make, pattern, bad, run_alg, tmp_path):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with pytest.raises(QgsProcessingException) as err:
+        run_alg(alg, params_for(bad, alg, make, out_dir))
+    import re
+
+    message = str(err.value)
+    assert re.search(expected(bad, pattern), message, re.S), message
+    assert "Traceback" not in message and len(message) < 600
+    assert list(out_dir.iterdir()) == [], "an output was left behind"
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory):
+    return make_profile(tmp_path_factory.mktemp("qgis-profile-bad"))
+
+
+@pytest.mark.parametrize("case, alg, make, pattern", CASES, ids=[c[0] for c in CASES])
+def test_qgis_process(case, alg, make, pattern, bad, cli_env, tmp_path):
+    import re
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = run_algorithm(alg, params_for(bad, alg, make, out_dir), cli_env, json_output=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert re.search(expected(bad, pattern), text, re.S), text[-1500:]
+    assert "Traceback" not in text
+    assert list(out_dir.iterdir()) == [], "an output was left behind"
