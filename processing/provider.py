@@ -37,6 +37,7 @@ class ShippedModel(QgsProcessingModelAlgorithm):
         self.stem = os.path.splitext(os.path.basename(path))[0]
         if not self.fromFile(path):
             raise ValueError(f"{path} is not a Processing model")
+        self.attach_children()
 
     def name(self) -> str:
         return self.stem
@@ -56,6 +57,11 @@ class ShippedModel(QgsProcessingModelAlgorithm):
         for child_id in self.childAlgorithms():
             self.childAlgorithm(child_id).reattach()
         self.updateDestinationParameters()
+        # The rebuilt outputs carry no help; the model's help page has it, keyed by name.
+        help_content = self.helpContent()
+        for param in self.destinationParameterDefinitions():
+            if not param.help() and help_content.get(param.name()):
+                param.setHelp(help_content[param.name()])
 
 
 def shipped_models() -> list[str]:
@@ -127,10 +133,7 @@ class EmbeddingsProvider(QgsProcessingProvider):
             # The models chain the algorithms above; without them they could not run.
             for path in shipped_models():
                 try:
-                    model = ShippedModel(path)
-                    # On a refresh the provider is registered already and the children resolve.
-                    model.attach_children()
-                    self.addAlgorithm(model)
+                    self.addAlgorithm(ShippedModel(path))
                 except ValueError as err:
                     QgsMessageLog.logMessage(str(err), LOG_TAG, Qgis.MessageLevel.Warning)
         missing = missing_dependencies()
