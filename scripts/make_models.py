@@ -168,7 +168,7 @@ def change_hotspots():
         ),
         "Change areas smaller than this many square metres are dropped before ranking.",
     )
-    max_areas = b.parameter(
+    b.parameter(
         QgsProcessingParameterNumber("MAX_AREAS", "Number of areas to keep", NUMBER_INTEGER, 10, False, 1),
         "How many of the largest change areas to keep.",
     )
