@@ -198,7 +198,7 @@ def render(path: Path, layers, extent_layer, title: str, legend=None, width: int
     colour bar (legend = (label, stops))."""
     from qgis.core import QgsMapRendererParallelJob, QgsMapSettings
     from qgis.PyQt.QtCore import QPointF, QRectF, QSize, Qt
-    from qgis.PyQt.QtGui import QColor, QFont, QLinearGradient, QPainter, QPen
+    from qgis.PyQt.QtGui import QColor, QFont, QImage, QLinearGradient, QPainter, QPen
 
     extent = extent_layer.extent()
     extent.scale(1.02)
@@ -212,33 +212,35 @@ def render(path: Path, layers, extent_layer, title: str, legend=None, width: int
     job = QgsMapRendererParallelJob(settings)
     job.start()
     job.waitForFinished()
-    image = job.renderedImage()
-
+    title_px, footer_px = 34, (52 if legend and legend[1] else 0)
+    image = QImage(width, height + title_px + footer_px, QImage.Format_ARGB32)
+    image.fill(QColor("#ffffff"))
     painter = QPainter(image)
     painter.setRenderHint(QPainter.Antialiasing)
+    painter.drawImage(0, title_px, job.renderedImage())
+    painter.setPen(QPen(QColor("#888888")))
+    painter.drawRect(QRectF(0, title_px, width - 1, height))
     font = QFont()
-    font.setPixelSize(17)
+    font.setPixelSize(16)
     font.setBold(True)
     painter.setFont(font)
-    painter.fillRect(QRectF(0, 0, width, 30), QColor(255, 255, 255, 215))
     painter.setPen(QPen(QColor("#000000")))
-    painter.drawText(QRectF(10, 0, width - 20, 30), Qt.AlignVCenter | Qt.AlignLeft, title)
-    if legend and legend[1]:
+    painter.drawText(QRectF(10, 0, width - 20, title_px), Qt.AlignVCenter | Qt.AlignLeft, title)
+    if footer_px:
         label, stops = legend
         lo, hi = stops[0][0], stops[-1][0]
-        box = QRectF(width - 290, height - 62, 280, 54)
-        painter.fillRect(box, QColor(255, 255, 255, 225))
-        bar = QRectF(box.left() + 10, box.top() + 24, box.width() - 20, 12)
+        top = title_px + height + 6
+        bar = QRectF(width - 330, top + 4, 260, 14)
         gradient = QLinearGradient(QPointF(bar.left(), 0), QPointF(bar.right(), 0))
         for value, color in stops:
             gradient.setColorAt(0.0 if hi == lo else (value - lo) / (hi - lo), color)
         painter.fillRect(bar, gradient)
-        font.setPixelSize(12)
+        font.setPixelSize(13)
         font.setBold(False)
         painter.setFont(font)
-        painter.drawText(QRectF(box.left() + 10, box.top() + 3, box.width() - 20, 18), Qt.AlignLeft, label)
-        painter.drawText(QRectF(bar.left(), bar.bottom() + 1, 80, 16), Qt.AlignLeft, f"{lo:.2f}")
-        painter.drawText(QRectF(bar.right() - 80, bar.bottom() + 1, 80, 16), Qt.AlignRight, f"{hi:.2f}")
+        painter.drawText(QRectF(10, top, bar.left() - 60, 22), Qt.AlignVCenter | Qt.AlignRight, label)
+        painter.drawText(QRectF(bar.left() - 50, top, 45, 22), Qt.AlignVCenter | Qt.AlignRight, f"{lo:.2f}")
+        painter.drawText(QRectF(bar.right() + 5, top, 60, 22), Qt.AlignVCenter | Qt.AlignLeft, f"{hi:.2f}")
     painter.end()
     if not image.save(str(path)):
         raise DemoError(f"could not write {path}")
@@ -408,7 +410,7 @@ def demo(args) -> int:
         out / "change.png",
         [areas_layer, change_layer],
         change_layer,
-        f"Change {year_a} → {year_b} (1 − cosine) with change areas above 0.25",
+        f"Change {year_a} → {year_b} (1 − cosine), change areas above 0.25 outlined",
         ("1 − cosine", ramp_stops(change_layer)),
     )
     sim_layer = raster(
@@ -429,7 +431,7 @@ def demo(args) -> int:
         out / "zones.png",
         [zones_layer, rgb],
         rgb,
-        f"Zones coloured by pc1 of their mean embeddings ({year}), over embeddings A01/A16/A09 as RGB",
+        f"Zones coloured by pc1 ({year}), over the embeddings as RGB (A01/A16/A09)",
     )
     wis_layer = raster(
         wisconsin["OUTPUT"], "wisconsin", PseudocolorStyle("similarity.qml", wisconsin["SCORE_LOW"], wisconsin["SCORE_MAX"])
@@ -439,7 +441,7 @@ def demo(args) -> int:
         out / "wisconsin_similarity.png",
         [exemplar_layer(wisconsin_exemplar), wis_top, wis_layer],
         wis_layer,
-        "Real AEF 2024, Wisconsin: similarity to the centre pixel (star), top 5",
+        "Real AEF 2024, Wisconsin: like the centre pixel (star)",
         ("cosine similarity", ramp_stops(wis_layer)),
         width=600,
     )
