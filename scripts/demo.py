@@ -43,7 +43,7 @@ class DemoError(Exception):
 
 # Inputs ----------------------------------------------------------------------------------------
 def parse_extent(text: str) -> tuple[tuple[float, float, float, float], str]:
-    """"xmin,xmax,ymin,ymax [EPSG:4326]" (qgis_process's extent syntax) -> (w, s, e, n), crs."""
+    """ "xmin,xmax,ymin,ymax [EPSG:4326]" (qgis_process's extent syntax) -> (w, s, e, n), crs."""
     match = re.fullmatch(r"\s*([^,\[]+),([^,]+),([^,]+),([^,\[]+?)\s*(?:\[(.+)\])?\s*", text or "")
     try:
         xmin, xmax, ymin, ymax = (float(match.group(i)) for i in range(1, 5))
@@ -414,7 +414,9 @@ def demo(args) -> int:
         ("1 − cosine", ramp_stops(change_layer)),
     )
     sim_layer = raster(
-        similarity["OUTPUT"], "similarity", PseudocolorStyle("similarity.qml", similarity["SCORE_LOW"], similarity["SCORE_MAX"])
+        similarity["OUTPUT"],
+        "similarity",
+        PseudocolorStyle("similarity.qml", similarity["SCORE_LOW"], similarity["SCORE_MAX"]),
     )
     top_layer = vector(similarity["OUTPUT_TOP_K"], "top places", QmlStyle("similarity_top_k.qml"))
     render(
@@ -434,7 +436,9 @@ def demo(args) -> int:
         f"Zones coloured by pc1 ({year}), over the embeddings as RGB (A01/A16/A09)",
     )
     wis_layer = raster(
-        wisconsin["OUTPUT"], "wisconsin", PseudocolorStyle("similarity.qml", wisconsin["SCORE_LOW"], wisconsin["SCORE_MAX"])
+        wisconsin["OUTPUT"],
+        "wisconsin",
+        PseudocolorStyle("similarity.qml", wisconsin["SCORE_LOW"], wisconsin["SCORE_MAX"]),
     )
     wis_top = vector(wisconsin["OUTPUT_TOP_K"], "wisconsin top places", QmlStyle("similarity_top_k.qml"))
     render(
@@ -490,13 +494,12 @@ def summary_lines(source_label, extent, year_a, year_b, year, load, change, hots
     for lon, lat, r in features(
         change["OUTPUT_POLYGONS"], ["area_m2", "mean_change", "max_change"], ("area_m2", True), 5
     ):
-        lines.append(
-            f"  {r['area_m2']:>10,.0f}  {r['mean_change']:.3f}  {r['max_change']:.3f}  {lon:.5f}  {lat:.5f}"
-        )
+        lines.append(f"  {r['area_m2']:>10,.0f}  {r['mean_change']:.3f}  {r['max_change']:.3f}  {lon:.5f}  {lat:.5f}")
     hot = features(hotspots["largest:HOTSPOTS"], ["rank", "area_m2"], ("rank", False))
     lines += [
         "",
-        "Model 'Change hotspots' (hotspots.gpkg): " + ", ".join(f"#{r['rank']} {r['area_m2']:,.0f} m²" for _, _, r in hot),
+        "Model 'Change hotspots' (hotspots.gpkg): "
+        + ", ".join(f"#{r['rank']} {r['area_m2']:,.0f} m²" for _, _, r in hot),
         "",
         f"Top places like the exemplars in {year} (top_places.gpkg; score = cosine similarity):",
         "  rank  score   lon        lat",
