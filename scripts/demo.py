@@ -70,7 +70,7 @@ def check_network(source: str) -> None:
         socket.create_connection((host, port), timeout=10).close()
     except OSError:
         raise DemoError(
-            f"make demo: cannot reach {what} ({host}): this machine seems to have no network access; "
+            f"cannot reach {what} ({host}): this machine seems to have no network access; "
             "run make demo without SOURCE to use the sample collection."
         ) from None
 
