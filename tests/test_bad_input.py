@@ -58,8 +58,18 @@ def bad(sample_dir, truth, tmp_path_factory):
     for name, count, dtype, photometric in (("oneband", 1, "float32", None), ("photo", 3, "uint8", "RGB")):
         path = root / f"{name}.tif"
         kw = {"photometric": photometric} if photometric else {}
-        with rasterio.open(path, "w", driver="GTiff", width=20, height=20, count=count, dtype=dtype,
-                           crs="EPSG:32616", transform=from_origin(262000, 4926000, 10, 10), **kw) as ds:
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=20,
+            height=20,
+            count=count,
+            dtype=dtype,
+            crs="EPSG:32616",
+            transform=from_origin(262000, 4926000, 10, 10),
+            **kw,
+        ) as ds:
             ds.write(np.ones((count, 20, 20), dtype=dtype))
         b[name] = str(path)
     # Exemplars: off coverage; on the 2024 no-data hole; zones: empty, without geometry.
@@ -70,57 +80,135 @@ def bad(sample_dir, truth, tmp_path_factory):
     fl, fa = class_interior_points(truth, CLASSES.index("forest"), 2017, 1, seed=3)[0]
     b["ex_ok"] = geojson(root / "ex_ok.geojson", [point(fl, fa, "forest")])
     b["zones_empty"] = geojson(root / "zones_empty.geojson", [])
-    b["zones_nogeom"] = geojson(root / "zones_nogeom.geojson",
-                                [{"type": "Feature", "properties": {"id": 1}, "geometry": None}])
+    b["zones_nogeom"] = geojson(
+        root / "zones_nogeom.geojson", [{"type": "Feature", "properties": {"id": 1}, "geometry": None}]
+    )
     b["zones_ok"] = str(sample_dir / "zones.geojson")
     return b
 
 
 # (case id, algorithm, parameters from `bad` (the output folder added), message that must appear)
 CASES = [
-    ("load-year", "embeddings:load", lambda b: {"SOURCE": b["index"], "YEAR": 2019, "EXTENT": b["extent"]},
-     r"no embeddings for 2019.*2017, 2024"),
-    ("load-ocean", "embeddings:load", lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["ocean"]},
-     r"No embeddings cover this extent"),
-    ("load-limit", "embeddings:load",
-     lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["extent"], "MAX_PIXELS": 1000},
-     r"pixels.*above the limit of 1,000 pixels"),
-    ("load-missing-index", "embeddings:load", lambda b: {"SOURCE": b["missing"], "YEAR": 2024, "EXTENT": b["extent"]},
-     r"does not exist"),
-    ("load-garbage-index", "embeddings:load", lambda b: {"SOURCE": b["garbage"], "YEAR": 2024, "EXTENT": b["extent"]},
-     r"not a readable GeoPackage"),
-    ("load-columns", "embeddings:load", lambda b: {"SOURCE": b["nocols"], "YEAR": 2024, "EXTENT": b["extent"]},
-     r"lacks the column\(s\) crs, wgs84_west"),
-    ("load-truncated-tile", "embeddings:load",
-     lambda b: {"SOURCE": b["truncated"], "YEAR": 2024, "EXTENT": b["extent"]}, "VICTIM"),
-    ("load-escaping-path", "embeddings:load", lambda b: {"SOURCE": b["escape"], "YEAR": 2017, "EXTENT": b["extent"]},
-     r"outside the collection's folder"),
-    ("change-same-year", "embeddings:change",
-     lambda b: {"SOURCE": b["index"], "YEAR_A": 2024, "YEAR_B": 2024, "EXTENT": b["extent"]}, r"2024.*(same|differ)"),
-    ("change-year", "embeddings:change",
-     lambda b: {"SOURCE": b["index"], "YEAR_A": 2018, "YEAR_B": 2024, "EXTENT": b["extent"]}, r"2017, 2024"),
-    ("change-one-band", "embeddings:change", lambda b: {"INPUT_A": b["oneband"], "INPUT_B": b["oneband"]},
-     r"has 1 band"),
-    ("change-photo", "embeddings:change", lambda b: {"INPUT_A": b["photo"], "INPUT_B": b["photo"]},
-     r"looks like an image"),
-    ("similarity-off-coverage", "embeddings:similarity",
-     lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["extent"], "EXEMPLARS": b["ex_off"]},
-     r"in the ocean"),
-    ("similarity-no-data", "embeddings:similarity",
-     lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["extent"], "EXEMPLARS": b["ex_hole"]},
-     r"in the hole.*no data|in the hole.*no-data|no.data.*in the hole"),
-    ("similarity-year", "embeddings:similarity",
-     lambda b: {"SOURCE": b["index"], "YEAR": 2030, "EXTENT": b["extent"], "EXEMPLARS": b["ex_ok"]}, r"2017, 2024"),
-    ("similarity-photo", "embeddings:similarity", lambda b: {"INPUT": b["photo"], "EXEMPLARS": b["ex_ok"]},
-     r"looks like an image"),
-    ("zonal-empty", "embeddings:zonalstats",
-     lambda b: {"SOURCE": b["index"], "YEAR": 2024, "ZONES": b["zones_empty"]}, r"(no features|empty)"),
-    ("zonal-no-geometry", "embeddings:zonalstats",
-     lambda b: {"SOURCE": b["index"], "YEAR": 2024, "ZONES": b["zones_nogeom"]}, r"geometr"),
-    ("zonal-year", "embeddings:zonalstats", lambda b: {"SOURCE": b["index"], "YEAR": 2016, "ZONES": b["zones_ok"]},
-     r"2017, 2024"),
-    ("zonal-one-band", "embeddings:zonalstats", lambda b: {"INPUT": b["oneband"], "ZONES": b["zones_ok"]},
-     r"has 1 band"),
+    (
+        "load-year",
+        "embeddings:load",
+        lambda b: {"SOURCE": b["index"], "YEAR": 2019, "EXTENT": b["extent"]},
+        r"no embeddings for 2019.*2017, 2024",
+    ),
+    (
+        "load-ocean",
+        "embeddings:load",
+        lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["ocean"]},
+        r"No embeddings cover this extent",
+    ),
+    (
+        "load-limit",
+        "embeddings:load",
+        lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["extent"], "MAX_PIXELS": 1000},
+        r"pixels.*above the limit of 1,000 pixels",
+    ),
+    (
+        "load-missing-index",
+        "embeddings:load",
+        lambda b: {"SOURCE": b["missing"], "YEAR": 2024, "EXTENT": b["extent"]},
+        r"does not exist",
+    ),
+    (
+        "load-garbage-index",
+        "embeddings:load",
+        lambda b: {"SOURCE": b["garbage"], "YEAR": 2024, "EXTENT": b["extent"]},
+        r"not a readable GeoPackage",
+    ),
+    (
+        "load-columns",
+        "embeddings:load",
+        lambda b: {"SOURCE": b["nocols"], "YEAR": 2024, "EXTENT": b["extent"]},
+        r"lacks the column\(s\) crs, wgs84_west",
+    ),
+    (
+        "load-truncated-tile",
+        "embeddings:load",
+        lambda b: {"SOURCE": b["truncated"], "YEAR": 2024, "EXTENT": b["extent"]},
+        "VICTIM",
+    ),
+    (
+        "load-escaping-path",
+        "embeddings:load",
+        lambda b: {"SOURCE": b["escape"], "YEAR": 2017, "EXTENT": b["extent"]},
+        r"outside the collection's folder",
+    ),
+    (
+        "change-same-year",
+        "embeddings:change",
+        lambda b: {"SOURCE": b["index"], "YEAR_A": 2024, "YEAR_B": 2024, "EXTENT": b["extent"]},
+        r"2024.*(same|differ)",
+    ),
+    (
+        "change-year",
+        "embeddings:change",
+        lambda b: {"SOURCE": b["index"], "YEAR_A": 2018, "YEAR_B": 2024, "EXTENT": b["extent"]},
+        r"2017, 2024",
+    ),
+    (
+        "change-one-band",
+        "embeddings:change",
+        lambda b: {"INPUT_A": b["oneband"], "INPUT_B": b["oneband"]},
+        r"has 1 band",
+    ),
+    (
+        "change-photo",
+        "embeddings:change",
+        lambda b: {"INPUT_A": b["photo"], "INPUT_B": b["photo"]},
+        r"looks like an image",
+    ),
+    (
+        "similarity-off-coverage",
+        "embeddings:similarity",
+        lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["extent"], "EXEMPLARS": b["ex_off"]},
+        r"in the ocean",
+    ),
+    (
+        "similarity-no-data",
+        "embeddings:similarity",
+        lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["extent"], "EXEMPLARS": b["ex_hole"]},
+        r"in the hole.*no data|in the hole.*no-data|no.data.*in the hole",
+    ),
+    (
+        "similarity-year",
+        "embeddings:similarity",
+        lambda b: {"SOURCE": b["index"], "YEAR": 2030, "EXTENT": b["extent"], "EXEMPLARS": b["ex_ok"]},
+        r"2017, 2024",
+    ),
+    (
+        "similarity-photo",
+        "embeddings:similarity",
+        lambda b: {"INPUT": b["photo"], "EXEMPLARS": b["ex_ok"]},
+        r"looks like an image",
+    ),
+    (
+        "zonal-empty",
+        "embeddings:zonalstats",
+        lambda b: {"SOURCE": b["index"], "YEAR": 2024, "ZONES": b["zones_empty"]},
+        r"(no features|empty)",
+    ),
+    (
+        "zonal-no-geometry",
+        "embeddings:zonalstats",
+        lambda b: {"SOURCE": b["index"], "YEAR": 2024, "ZONES": b["zones_nogeom"]},
+        r"geometr",
+    ),
+    (
+        "zonal-year",
+        "embeddings:zonalstats",
+        lambda b: {"SOURCE": b["index"], "YEAR": 2016, "ZONES": b["zones_ok"]},
+        r"2017, 2024",
+    ),
+    (
+        "zonal-one-band",
+        "embeddings:zonalstats",
+        lambda b: {"INPUT": b["oneband"], "ZONES": b["zones_ok"]},
+        r"has 1 band",
+    ),
 ]
 
 OUTPUTS = {
