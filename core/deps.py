@@ -9,8 +9,8 @@ import importlib
 import os
 import sys
 import sysconfig
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
