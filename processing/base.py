@@ -24,7 +24,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import Cancelled, EmbeddingsError
-from ..core.grid import DEFAULT_MAX_PIXELS
+from ..core.grid import DEFAULT_MAX_PIXELS, keep_proj_context
 from ..core.progress import Progress
 from .compat import (
     FIELD_DOUBLE,
@@ -267,6 +267,7 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
 
     def run_core(self, func, feedback, *args, **kwargs):
         """Call into the core; user errors become QgsProcessingException sentences."""
+        keep_proj_context()  # algorithms run on QGIS's worker threads: see its docstring
         try:
             return func(*args, **kwargs)
         except Cancelled as exc:
