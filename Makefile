@@ -11,7 +11,7 @@ export QT_QPA_PLATFORM ?= offscreen
 export PROJ_DATA ?= /usr/share/proj
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test test-host test-qgis340 test-fast install uninstall package lint format demo bench clean
+.PHONY: setup test test-host test-qgis340 test-fast install uninstall package lint format demo models bench clean
 
 setup:
 	@VENV=$(VENV) sh scripts/setup.sh
@@ -44,9 +44,26 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# make demo [SOURCE=... EXTENT="xmin,xmax,ymin,ymax [EPSG:4326]" YEAR_A= YEAR_B= YEAR= EXEMPLARS= ZONES=]
+# SOURCE not given = the sample collection; SOURCE= (given, empty) = the public product.
+demo: setup
+	@$(PY) scripts/demo.py \
+	    $(if $(filter undefined,$(origin SOURCE)),,--source "$(SOURCE)") \
+	    $(if $(EXTENT),--extent "$(EXTENT)") $(if $(YEAR_A),--year-a "$(YEAR_A)") \
+	    $(if $(YEAR_B),--year-b "$(YEAR_B)") $(if $(YEAR),--year "$(YEAR)") \
+	    $(if $(EXEMPLARS),--exemplars "$(EXEMPLARS)") $(if $(ZONES),--zones "$(ZONES)")
+
+# Regenerate resources/models/*.model3 from scripts/make_models.py
+models: setup
+	@$(PY) scripts/make_models.py
+
+# Benchmarks (about 27 min on 2 shared cores; the first run also builds build/bench-data, ~12 min)
+BENCHES ?= workloads memory kernels topk qgis_process zonal
 bench: setup
 	@mkdir -p bench-results
-	@set -e; for b in scripts/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+	@set -e; start=$$(date +%s); $(PY) scripts/benchlib.py collection; \
+	for b in $(BENCHES); do echo "== scripts/bench_$$b.py"; $(PY) scripts/bench_$$b.py; done; \
+	$(PY) scripts/benchlib.py summary; echo "make bench: $$(( $$(date +%s) - start )) s"
 
 clean:
-	rm -rf build dist test-output .qgis-settings
+	rm -rf build dist test-output demo-output .qgis-settings

@@ -191,6 +191,8 @@ def compute_change(
         # Coarse resolutions read f x f finer samples per output pixel: keep blocks small.
         size = max(8, block_size // max(pa.factor, pb.factor))
         windows = list(grid.blocks(size))
+        reader_a.expect(windows)
+        reader_b.expect(windows)
         all_tags = {"CHANGE": "1 - cosine similarity of renormalised vectors, 0..2"}
         all_tags.update(tags or {})
         with open_float_output(output, grid, ("change",), NODATA_CHANGE, all_tags) as ds:

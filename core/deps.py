@@ -8,7 +8,9 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import sysconfig
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,12 @@ def python_command() -> str:
     return "python3"
 
 
+def externally_managed(stdlib: str | None = None) -> bool:
+    """True when this Python is marked as managed by the system's package manager (PEP 668)."""
+    folder = Path(stdlib or sysconfig.get_path("stdlib"))
+    return (folder / "EXTERNALLY-MANAGED").exists()
+
+
 def install_message(missing: list[Dependency]) -> str:
     """One message: what is missing, the command for this QGIS's Python, and the NumPy rule."""
     if not missing:
@@ -88,6 +96,10 @@ def install_message(missing: list[Dependency]) -> str:
     uses = "; ".join(f"{d.pip_name}: {d.needed_for}" for d in missing)
     if os.name == "nt":
         cmd = f"in the OSGeo4W Shell: python -m pip install --no-deps {pip_args}"
+    elif externally_managed():
+        # Debian 12+ and Ubuntu 23.04+ refuse a plain pip install into the system Python
+        # (PEP 668); into the user's own folder, with --no-deps, it cannot break the system's.
+        cmd = f"{python_command()} -m pip install --user --break-system-packages --no-deps {pip_args}"
     else:
         cmd = f"{python_command()} -m pip install --user --no-deps {pip_args}"
     return (

@@ -342,6 +342,7 @@ class MosaicReader:
         self.block_size = block_size
         self._env = None
         self.plan: Plan | None = None
+        self._close_after: dict[Window, list[Tile]] = {}
 
     # Context -------------------------------------------------------------------
     def __enter__(self) -> MosaicReader:
@@ -358,6 +359,9 @@ class MosaicReader:
         return self
 
     def __exit__(self, *exc) -> None:
+        # The tiles were opened under this reader's GDAL settings: close them with it.
+        for tile in self.plan.tiles if self.plan is not None else ():
+            tile.close()
         if self._env is not None:
             self._env.__exit__(*exc) if exc and exc[0] else self._env.__exit__(None, None, None)
             self._env = None
@@ -455,10 +459,30 @@ class MosaicReader:
         if plan.factor > 1:
             size = max(8, size // plan.factor)
         windows = list(self.grid.blocks(size))
+        self.expect(windows)
         for i, w in enumerate(windows):
             self.progress.check_cancelled()
             yield self.read(w)
             self.progress.set_progress(100.0 * (i + 1) / len(windows))
+
+    def expect(self, windows) -> None:
+        """Say in which order ``read`` will be called, so that each tile is closed after the
+        last window that needs it.
+
+        An open tile holds GDAL's buffers and cached blocks; without this every tile the
+        extent crosses stays open until the reader exits, and memory grows with the extent.
+        Reading other windows, or again, still works: a closed tile reopens when needed.
+        """
+        last: dict[int, Window] = {}
+        for w in windows:
+            wb = self.grid.window_bounds(w)
+            for key, tb in self._tile_bounds_in_grid.items():
+                if not (tb[0] >= wb[2] or tb[2] <= wb[0] or tb[1] >= wb[3] or tb[3] <= wb[1]):
+                    last[key] = w
+        tiles = {id(t): t for t in self.plan.tiles}
+        self._close_after = {}
+        for key, w in last.items():
+            self._close_after.setdefault(w, []).append(tiles[key])
 
     def read(self, window: Window) -> Block:
         plan = self.plan
@@ -470,6 +494,8 @@ class MosaicReader:
             fine_window = Window(window.col_off * f, window.row_off * f, window.width * f, window.height * f)
             data, valid = self._read_fine(fine_grid, fine_window)
             data, valid = self._aggregate(data, valid, f, plan.quantised)
+        for tile in self._close_after.pop(window, ()):
+            tile.close()
         return Block(window, data, valid, plan.quantised)
 
     def _aggregate(self, data, valid, f, quantised):

@@ -34,10 +34,13 @@ from .load import open_source, rio_window
 from .output import open_float_output
 from .polygons import Area, areas_above
 from .progress import Progress
-from .reader import EmbeddingSource, MosaicReader, RasterSource
+from .quant import LUT
+from .reader import Block, EmbeddingSource, MosaicReader, RasterSource
 from .search import Place, TopKSearch
 
 NODATA_SCORE = -9999.0
+# Pixels per run of the block kernel: (bands x run) float32 stays in cache.
+CHUNK_PIXELS = 16384
 AGGREGATES = ("mean", "max")
 # Streaming histogram of scores for the style's robust minimum: scores lie in [-2, 2].
 HIST_RANGE = (-2.0, 2.0)
@@ -331,13 +334,43 @@ class Scorer:
 
     def scores(self, unit_vectors: np.ndarray) -> np.ndarray:
         """float32 scores (n,) of unit vectors (n, bands)."""
-        s = unit_vectors @ self.matrix.T
+        return self._combine((unit_vectors @ self.matrix.T).T)
+
+    def _combine(self, s: np.ndarray) -> np.ndarray:
+        """Scores (n,) from inner products (queries, n) with the matrix's rows."""
         if self.aggregate == "mean":
-            return s[:, 0]
-        pos = s[:, : self.n_pos].max(axis=1)
+            return s[0]
+        pos = s[: self.n_pos].max(axis=0)
         if self.matrix.shape[0] > self.n_pos:
-            pos = pos - s[:, self.n_pos :].max(axis=1)
+            pos = pos - s[self.n_pos :].max(axis=0)
         return pos
+
+    def block_scores(self, block: Block) -> np.ndarray:
+        """float32 (h, w) scores of a block's pixels, NaN where it has no data.
+
+        The same scores as ``scores(block.unit_vectors())`` up to rounding, computed over
+        contiguous runs of pixels in the block's own (bands, pixels) layout: gathering the
+        valid pixels into (n, bands) rows costs more than the products themselves, and
+        dividing the products by the norms is cheaper than normalising the vectors.
+        """
+        h, w = block.valid.shape
+        n = h * w
+        data = block.data.reshape(block.data.shape[0], n)
+        valid = block.valid.ravel()
+        out = np.full(n, np.nan, dtype=np.float32)
+        for start in range(0, n, CHUNK_PIXELS):
+            sl = slice(start, min(n, start + CHUNK_PIXELS))
+            if not valid[sl].any():
+                continue
+            v = np.take(LUT, data[:, sl].view(np.uint8)) if block.quantised else data[:, sl].astype(np.float32)
+            norm = np.sqrt(np.einsum("bn,bn->n", v, v))
+            # A zero vector keeps a zero score, as unit_vectors leaves it zero.
+            norm[norm == 0] = 1.0
+            s = self.matrix @ v
+            s /= norm
+            out[sl] = self._combine(s)
+        out[~valid] = np.nan
+        return out.reshape(h, w)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -442,8 +475,7 @@ def similarity_map(
                     w = block.window
                     out = np.full(w.shape, NODATA_SCORE, dtype=np.float32)
                     if block.valid.any():
-                        vectors = block.unit_vectors()
-                        scores = scorer.scores(vectors)
+                        scores = scorer.block_scores(block)[block.valid]
                         out[block.valid] = scores
                         valid_pixels += scores.size
                         hist += np.histogram(scores, bins=HIST_BINS, range=HIST_RANGE)[0]
@@ -451,6 +483,8 @@ def similarity_map(
                         if search is not None:
                             rr, cc = np.nonzero(block.valid)
                             ids = (rr + w.row_off).astype(np.int64) * grid.width + (cc + w.col_off)
+                            # Only faiss needs the vectors (as rows) to bound the candidates.
+                            vectors = block.unit_vectors() if search.method == "faiss" and ids.size > search.m else None
                             search.add_block(ids, scores, vectors)
                     ds.write(out[None], window=rio_window(w))
                 if valid_pixels == 0:

@@ -38,6 +38,8 @@ from .quant import LUT_ZERO
 
 BLOCK_PX = 512
 CHUNK_BLOCKS = 4
+# Bands de-quantized at once per block when summing per zone (8 x pixels float64 in memory).
+BAND_GROUP = 8
 _LUT64 = LUT_ZERO.astype(np.float64)
 
 
@@ -438,15 +440,27 @@ def _accumulate(block, win: Window, zs, grid: Grid, lay: _Layout, geoms, open_ac
     inside = np.bincount(labels[single], minlength=n_loc + 1)
     sel = single & valid
     lab = labels[sel]
-    picked = data[:, sel]
     count = np.bincount(lab, minlength=n_loc + 1)
-    sums = np.empty((n_loc + 1, bands))
-    squares = np.empty((n_loc + 1, bands))
-    for b in range(bands):
-        v = _LUT64[picked[b].view(np.uint8)] if block.quantised else picked[b].astype(np.float64)
-        sums[:, b] = np.bincount(lab, weights=v, minlength=n_loc + 1)
-        squares[:, b] = np.bincount(lab, weights=v * v, minlength=n_loc + 1)
-    del picked
+    # Pixels sorted by zone (stable: each zone's pixels keep their order), then summed per
+    # zone with reduceat over contiguous runs, a few bands at a time: one pass per group of
+    # bands instead of two bincounts per band.
+    order = np.argsort(lab, kind="stable")
+    pix = np.flatnonzero(sel.ravel())[order]
+    lab = lab[order]
+    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]]) if lab.size else np.zeros(0, np.int64)
+    present = lab[starts]
+    flat = data.reshape(bands, -1)
+    sums = np.zeros((n_loc + 1, bands))
+    squares = np.zeros((n_loc + 1, bands))
+    if lab.size:
+        for b0 in range(0, bands, BAND_GROUP):
+            b1 = min(bands, b0 + BAND_GROUP)
+            picked = flat[b0:b1, pix]
+            v = _LUT64[picked.view(np.uint8)] if block.quantised else picked.astype(np.float64)
+            sums[present, b0:b1] = np.add.reduceat(v, starts, axis=1).T
+            v *= v
+            squares[present, b0:b1] = np.add.reduceat(v, starts, axis=1).T
+        del picked, v
 
     if multi is not None and multi.any():
         # Summed-area table: does a zone's part hold any overlap pixel?

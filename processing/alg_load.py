@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsProcessingException, QgsProcessingParameterRasterDestination
+from qgis.core import QgsProcessingException, QgsProcessingOutputNumber, QgsProcessingParameterRasterDestination
 
 from ..core.load import load_embeddings
 from .base import EmbeddingsAlgorithm, FeedbackProgress, tr, with_help
@@ -15,14 +15,14 @@ class LoadEmbeddingsAlgorithm(EmbeddingsAlgorithm):
         "Reads one year of satellite embeddings (AlphaEarth Foundations or a collection in the same "
         "layout) for an extent and writes them as one 64-band GeoTIFF on a clean grid.\n\n"
         "Inputs: the collection (empty = the public product on Source Cooperative), the year, the "
-        "extent (normally the map canvas), the target CRS (empty = the UTM zone of the extent, where "
-        "the product's pixels line up) and the resolution in metres (10 = native; coarser values "
+        "extent (normally the map canvas), the target CRS (TARGET_CRS; empty = the UTM zone of the extent, "
+        "where the product's pixels line up) and the resolution in metres (RESOLUTION; 10 = native; coarser values "
         "average the vectors and renormalise them).\n\n"
         "Output: int8 GeoTIFF, 64 bands A00..A63, no-data -128, the AEF quantisation kept "
         "(value = sign(q) * (q / 127.5)^2), tiled and compressed, north-up. It loads as an RGB "
         "rendering of A01/A16/A09 stretched to +-0.3.\n\n"
         "Only the tile blocks that the extent needs are read, block by block, so memory does not "
-        "grow with the extent. Extents above the pixel limit are refused with their size.\n\n"
+        "grow with the extent. Extents above the pixel limit (MAX_PIXELS) are refused with their size.\n\n"
         "Example (qgis_process): qgis_process run embeddings:load -- SOURCE=/data/aef/aef_index.csv "
         'YEAR=2024 EXTENT="-90.02,-89.98,44.44,44.46 [EPSG:4326]" OUTPUT=/tmp/emb_2024.tif'
     )
@@ -41,6 +41,7 @@ class LoadEmbeddingsAlgorithm(EmbeddingsAlgorithm):
                 "The 64-band int8 GeoTIFF to write (.tif).",
             )
         )
+        self.addOutput(QgsProcessingOutputNumber("VALID_PIXELS", tr("Pixels with embeddings")))
 
     def processAlgorithm(self, parameters, context, feedback):
         source = self.source_string(parameters, context)

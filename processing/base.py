@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -25,7 +24,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import Cancelled, EmbeddingsError
-from ..core.grid import DEFAULT_MAX_PIXELS
+from ..core.grid import DEFAULT_MAX_PIXELS, keep_proj_context
 from ..core.progress import Progress
 from .compat import (
     FIELD_DOUBLE,
@@ -124,32 +123,6 @@ def write_features(sink, fields: QgsFields, rows, feedback=None) -> int:
             raise QgsProcessingException(tr("A feature could not be written to the output layer."))
         count += 1
     return count
-
-
-_CORE_THREAD = None  # one Python thread for every core call made from a thread Python did not create
-_CORE_THREAD_LOCK = threading.Lock()
-
-
-def call_in_python_thread(func, *args, **kwargs):
-    """``func(*args, **kwargs)``; from a thread Python did not create, in our own Python thread.
-
-    QGIS runs algorithms on its task manager's Qt thread pool. pyproj 3.7.0 to 3.7.2 keep a PROJ
-    context per Python thread state and crash QGIS when such foreign threads call them more than
-    once, or when short-lived threads that used them go away (pyproj issues 1509, 1539; Debian 13
-    ships 3.7.1). So the core always runs in one long-lived Python thread there: pyproj then only
-    ever sees the main thread and that one. Runs from parallel tasks take turns (a cancelled run
-    stops at its next block). The core only receives plain data and a thread-safe feedback.
-    """
-    global _CORE_THREAD
-    if not isinstance(threading.current_thread(), threading._DummyThread):  # noqa: SLF001
-        return func(*args, **kwargs)
-    with _CORE_THREAD_LOCK:
-        if _CORE_THREAD is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            _CORE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="earth-embeddings-core")
-        executor = _CORE_THREAD
-    return executor.submit(func, *args, **kwargs).result()
 
 
 def crs_string(crs: QgsCoordinateReferenceSystem) -> str | None:
@@ -294,8 +267,9 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
 
     def run_core(self, func, feedback, *args, **kwargs):
         """Call into the core; user errors become QgsProcessingException sentences."""
+        keep_proj_context()  # algorithms run on QGIS's worker threads: see its docstring
         try:
-            return call_in_python_thread(func, *args, **kwargs)
+            return func(*args, **kwargs)
         except Cancelled as exc:
             raise QgsProcessingException(str(exc)) from None
         except EmbeddingsError as exc:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib
 import os
 
-from qgis.core import Qgis, QgsMessageLog, QgsProcessingProvider
+from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsProcessingModelAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.deps import importable, install_message, missing_dependencies
 
-ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons", "embeddings.svg")
+RESOURCES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources")
+ICON = os.path.join(RESOURCES, "icons", "embeddings.svg")
+MODELS = os.path.join(RESOURCES, "models")
 LOG_TAG = "Earth Embeddings"
 
 # (module, class, Python packages the algorithm cannot run without)
@@ -22,10 +24,58 @@ ALGORITHMS = (
 )
 
 
+class ShippedModel(QgsProcessingModelAlgorithm):
+    """A model from resources/models, named after its file (``embeddings:change_hotspots``).
+
+    A plain QgsProcessingModelAlgorithm is named after its title ("Change hotspots"), which
+    would give an id with a space in it, awkward on the qgis_process command line.
+    """
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self.stem = os.path.splitext(os.path.basename(path))[0]
+        if not self.fromFile(path):
+            raise ValueError(f"{path} is not a Processing model")
+        self.attach_children()
+
+    def name(self) -> str:
+        return self.stem
+
+    def displayName(self) -> str:
+        return super().name()
+
+    def createInstance(self):
+        return ShippedModel(self.path)
+
+    def attach_children(self) -> None:
+        """Resolve the child algorithms again and rebuild the model's outputs from them.
+
+        A model read while its own provider is still loading cannot find the provider's
+        algorithms, and QGIS then silently leaves out the outputs of those steps.
+        """
+        for child_id in self.childAlgorithms():
+            self.childAlgorithm(child_id).reattach()
+        self.updateDestinationParameters()
+        # The rebuilt outputs carry no help; the model's help page has it, keyed by name.
+        help_content = self.helpContent()
+        for param in self.destinationParameterDefinitions():
+            if not param.help() and help_content.get(param.name()):
+                param.setHelp(help_content[param.name()])
+
+
+def shipped_models() -> list[str]:
+    """The .model3 files shipped in resources/models, sorted."""
+    if not os.path.isdir(MODELS):
+        return []
+    return sorted(os.path.join(MODELS, n) for n in os.listdir(MODELS) if n.endswith(".model3"))
+
+
 class EmbeddingsProvider(QgsProcessingProvider):
     def __init__(self):
         super().__init__()
         self.skipped: list[str] = []
+        self._watching = False
 
     def id(self) -> str:
         return "embeddings"
@@ -48,6 +98,28 @@ class EmbeddingsProvider(QgsProcessingProvider):
     def defaultRasterFileExtension(self) -> str:
         return "tif"
 
+    def load(self) -> bool:
+        registry = QgsApplication.processingRegistry()
+        if registry is not None and not self._watching:
+            registry.providerAdded.connect(self._provider_added)
+            self._watching = True
+        return super().load()
+
+    def unload(self) -> None:
+        if self._watching:
+            try:
+                QgsApplication.processingRegistry().providerAdded.disconnect(self._provider_added)
+            except (TypeError, RuntimeError):
+                pass
+            self._watching = False
+        super().unload()
+
+    def _provider_added(self, provider_id: str) -> None:
+        if provider_id == self.id():
+            for alg in self.algorithms():
+                if isinstance(alg, ShippedModel):
+                    alg.attach_children()
+
     def loadAlgorithms(self):
         self.skipped = []
         for module_name, class_name, requires in ALGORITHMS:
@@ -57,6 +129,13 @@ class EmbeddingsProvider(QgsProcessingProvider):
                 continue
             module = importlib.import_module(f"{__package__}.{module_name}")
             self.addAlgorithm(getattr(module, class_name)())
+        if not self.skipped:
+            # The models chain the algorithms above; without them they could not run.
+            for path in shipped_models():
+                try:
+                    self.addAlgorithm(ShippedModel(path))
+                except ValueError as err:
+                    QgsMessageLog.logMessage(str(err), LOG_TAG, Qgis.MessageLevel.Warning)
         missing = missing_dependencies()
         if missing:
             QgsMessageLog.logMessage(install_message(missing), LOG_TAG, Qgis.MessageLevel.Warning)

@@ -106,8 +106,8 @@ class RangeServer:
                     self.send_response(304)
                     self.send_header("ETag", etag)
                     self.send_header("Content-Length", "0")
+                    self._count(304)  # before the answer leaves: the client may look at once
                     self.end_headers()
-                    self._count(304)
                     return
                 rng = self.headers.get("Range")
                 with st.lock:
@@ -159,8 +159,8 @@ class RangeServer:
                 self.send_header("ETag", etag)
                 self.send_header("Last-Modified", last_mod)
                 self.send_header("Content-Length", str(size if head and not rng else len(body)))
-                self.end_headers()
                 self._count(status)
+                self.end_headers()
                 if not head:
                     if server.truncate_every and n % server.truncate_every == 0 and len(body) > 1:
                         self.wfile.write(body[: len(body) // 2])
@@ -168,18 +168,18 @@ class RangeServer:
                         self.close_connection = True
                         self.connection.shutdown(2)
                         return
-                    self.wfile.write(body)
                     with st.lock:
                         st.bytes_sent += len(body)
+                    self.wfile.write(body)
 
             def _error(self, status):
                 body = f"error {status}".encode()
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
+                self._count(status)
                 self.end_headers()
                 if not getattr(self, "_head", False):  # a HEAD response has no body
                     self.wfile.write(body)
-                self._count(status)
 
         self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

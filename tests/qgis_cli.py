@@ -1,47 +1,22 @@
-"""Helpers for tests that run qgis_process.bin or the QGIS desktop in a throwaway profile."""
+"""Helpers for tests that run qgis_process.bin or the QGIS desktop in a throwaway profile.
+
+The logic lives in scripts/qgis_profile.py, which ``make demo`` uses too; loaded by path so
+that neither scripts/ nor the repository root goes on sys.path.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
+import importlib.util
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-QGIS_PROCESS = shutil.which("qgis_process.bin") or shutil.which("qgis_process")
+_SPEC = importlib.util.spec_from_file_location(
+    "earth_embeddings_qgis_profile", Path(__file__).resolve().parent.parent / "scripts" / "qgis_profile.py"
+)
+_MODULE = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(_MODULE)
 
-
-def make_profile(root: Path) -> dict:
-    """``make install`` into ``root``/profiles/default; returns the environment to use it."""
-    root.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["make", "-s", "-C", str(REPO), "install", f"PROFILE_DIR={root / 'profiles' / 'default'}"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    env = dict(os.environ)
-    env.update(
-        {
-            "QGIS_CUSTOM_CONFIG_PATH": str(root),
-            "QT_QPA_PLATFORM": "offscreen",
-            "PROJ_DATA": env.get("PROJ_DATA", "/usr/share/proj"),
-        }
-    )
-    env.pop("PYTHONPATH", None)
-    return env
-
-
-def qgis_process(args, env, timeout=600, json_output=False):
-    cmd = [QGIS_PROCESS, *(["--json"] if json_output else []), *args]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    if json_output and proc.returncode == 0:
-        start = proc.stdout.find("{")
-        proc.json = json.loads(proc.stdout[start:])
-    return proc
-
-
-def run_algorithm(alg_id: str, params: dict, env, json_output=True, timeout=600):
-    args = ["run", alg_id, "--"] + [f"{k}={v}" for k, v in params.items()]
-    return qgis_process(args, env, timeout=timeout, json_output=json_output)
+REPO = _MODULE.REPO
+QGIS_PROCESS = _MODULE.QGIS_PROCESS
+make_profile = _MODULE.make_profile
+qgis_process = _MODULE.qgis_process
+run_algorithm = _MODULE.run_algorithm

@@ -261,3 +261,21 @@ def test_reader_gives_gdal_a_block_cache_in_megabytes(wisconsin_raster):
 
     with MosaicReader(RasterSource(wisconsin_raster), grid_of_raster(wisconsin_raster)):
         assert gdal.GetCacheMax() == GDAL_CACHE_MB * 1024 * 1024
+
+
+def test_tiles_are_closed_after_the_last_block_that_needs_them(sample_index, truth):
+    # Memory must not grow with the extent: a tile no later block touches is closed, and
+    # reading it again afterwards still works (it reopens).
+    g = grid_for_extent(truth.notes["bbox_wgs84"], "EPSG:4326", "EPSG:32615", 10)
+    with MosaicReader(open_source(sample_index, 2017), g) as reader:
+        tiles = reader.plan.tiles
+        assert len(tiles) >= 4
+        open_counts, blocks = [], []
+        for block in reader.blocks(256):
+            open_counts.append(sum(1 for t in tiles if t._levels))
+            blocks.append(block)
+        assert max(open_counts) < len(tiles)  # never all open at once
+        assert open_counts[-1] == 0  # the last block closed what was left
+        again = reader.read(blocks[0].window)
+        assert np.array_equal(again.data, blocks[0].data) and np.array_equal(again.valid, blocks[0].valid)
+    assert all(not t._levels for t in tiles)

@@ -283,3 +283,35 @@ def test_cancelling_leaves_no_output(sample_index, truth, tmp_path):
 def test_no_exemplars_is_an_error(sample_index, truth, tmp_path):
     with pytest.raises(EmbeddingsError, match="at least one exemplar"):
         run(sample_index, truth, tmp_path / "n.tif", [])
+
+
+@pytest.mark.parametrize("quantised", [True, False])
+@pytest.mark.parametrize("aggregate,n_neg", [("mean", 0), ("mean", 1), ("max", 0), ("max", 2)])
+def test_block_scores_equal_the_scores_of_the_unit_vectors(wisconsin_raster, quantised, aggregate, n_neg):
+    from earth_embeddings.core.grid import Window
+    from earth_embeddings.core.reader import Block
+    from earth_embeddings.core.similarity import CHUNK_PIXELS, Scorer
+
+    with rasterio.open(wisconsin_raster) as ds:
+        codes = ds.read()
+    # Real vectors tiled past one run of the kernel (with a run that has no data at all),
+    # holes, and a zero vector (no direction: scored 0 both ways).
+    codes = np.tile(codes, (1, 3, 2))[:, :, :150]
+    h, w = codes.shape[1:]
+    assert h * w > 2 * CHUNK_PIXELS
+    valid = ~(codes == -128).any(axis=0)
+    valid[:120, :] = False  # the first run of pixels has no data
+    valid[150:160, 20:90] = False
+    codes[:, ~valid] = -128
+    codes[:, 170, 7] = 0
+    data = codes if quantised else np.where(valid[None], LUT[codes.view(np.uint8)], np.nan).astype(np.float32)
+    block = Block(Window(0, 0, w, h), data, valid, quantised)
+    vectors = block.unit_vectors()
+    rng = np.random.default_rng(4)
+    pos = vectors[rng.choice(len(vectors), 3, replace=False)]
+    neg = vectors[rng.choice(len(vectors), n_neg, replace=False)] if n_neg else None
+    scorer = Scorer(pos, neg, aggregate)
+    got = scorer.block_scores(block)
+    assert np.isnan(got[~valid]).all() and np.isfinite(got[valid]).all()
+    np.testing.assert_allclose(got[valid], scorer.scores(vectors), atol=2e-6)
+    assert got[170, 7] == 0.0

@@ -31,3 +31,23 @@ def test_installed_faiss_is_the_release_chosen_for_this_numpy_and_searches_exact
     expected = np.argsort(-(queries @ base.T), axis=1)[:, :5]
     assert np.array_equal(ids, expected)
     assert list(ids[:, 0]) == [7, 123, 400]
+
+
+def test_install_command_suits_a_system_managed_python(tmp_path, monkeypatch):
+    from earth_embeddings.core import deps
+
+    missing = [d for d in deps.DEPENDENCIES if d.pip_name == "faiss-cpu"]
+    managed = tmp_path / "managed"
+    managed.mkdir()
+    (managed / "EXTERNALLY-MANAGED").write_text("[externally-managed]\n")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert deps.externally_managed(str(managed)) and not deps.externally_managed(str(plain))
+
+    monkeypatch.setattr(deps, "externally_managed", lambda: True)
+    message = deps.install_message(missing)
+    # Debian 12/13's pip refuses a --user install without the flag (PEP 668).
+    assert "--user --break-system-packages --no-deps" in message
+    monkeypatch.setattr(deps, "externally_managed", lambda: False)
+    assert "--break-system-packages" not in deps.install_message(missing)
+    assert "--user --no-deps" in deps.install_message(missing)

@@ -212,38 +212,3 @@ def test_escape_clears_and_cancels_the_running_search(controller, truth):
     assert not controller.iface.messageBar().get_messages(Qgis.MessageLevel.Warning)
     assert any("Cleared" in s for s in statuses)
 
-
-def test_core_calls_from_a_qgis_task_thread_run_in_a_python_thread(plugin_processing):
-    """QGIS runs algorithms on Qt pool threads; pyproj 3.7.0-3.7.2 crash when such a thread calls
-    them a second time, so run_core moves the core into a Python thread there (and only there)."""
-    import threading
-
-    from qgis.core import QgsTask
-
-    from earth_embeddings.processing.base import call_in_python_thread
-
-    def where():
-        return threading.current_thread().name
-
-    def fails():
-        raise ValueError("from the core")
-
-    seen = []
-
-    def work(task):
-        seen.append((where(), call_in_python_thread(where)))
-        try:
-            call_in_python_thread(fails)
-        except ValueError as exc:
-            seen.append(str(exc))
-        return True
-
-    assert call_in_python_thread(where) == threading.current_thread().name  # the main thread: as is
-    tasks = [QgsTask.fromFunction(f"probe {i}", work) for i in range(2)]
-    for task in tasks:
-        QgsApplication.taskManager().addTask(task)
-        wait_for_tasks()
-    assert len(seen) == 4
-    for (outer, inner), message in zip(seen[0::2], seen[1::2]):
-        assert outer.startswith("Dummy") and inner.startswith("earth-embeddings-core") and message == "from the core"
-    assert seen[0][1] == seen[2][1]  # one long-lived thread
