@@ -211,4 +211,3 @@ def test_escape_clears_and_cancels_the_running_search(controller, truth):
     assert controller.finished_log in ([(1, False)], [(1, True)])
     assert not controller.iface.messageBar().get_messages(Qgis.MessageLevel.Warning)
     assert any("Cleared" in s for s in statuses)
-
