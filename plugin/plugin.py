@@ -13,32 +13,10 @@ except ImportError:
     from qgis.PyQt.QtWidgets import QAction
 
 from ..core.deps import install_message, missing_dependencies
+from .slots import LOG_TAG, guarded
 
 ICONS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons")
 MENU = "&Earth Embeddings"
-LOG_TAG = "Earth Embeddings"
-
-
-def guarded(method):
-    """A Qt slot that must never open QGIS's Python error dialog: log, then one sentence."""
-    import functools
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except Exception as e:  # noqa: BLE001 - last line of defence for a Qt slot
-            import traceback
-
-            QgsMessageLog.logMessage(traceback.format_exc(), LOG_TAG, Qgis.MessageLevel.Critical)
-            self.iface.messageBar().pushMessage(
-                "Earth Embeddings",
-                f"Something went wrong ({e}); the details are in the log (Earth Embeddings).",
-                level=Qgis.MessageLevel.Warning,
-            )
-            return None
-
-    return wrapper
 
 
 class EarthEmbeddingsPlugin:
@@ -123,7 +101,7 @@ class EarthEmbeddingsPlugin:
         project.readProject.connect(self.read_search_options)
         project.writeProject.connect(self.write_search_options)
 
-    @guarded
+    @guarded("Earth Embeddings")
     def toggle_search_tool(self, checked: bool):
         canvas = self.iface.mapCanvas()
         if checked:
@@ -132,7 +110,7 @@ class EarthEmbeddingsPlugin:
         elif canvas.mapTool() is self.search_tool:
             canvas.unsetMapTool(self.search_tool)
 
-    @guarded
+    @guarded("Earth Embeddings")
     def search_options_changed(self):
         from .options import save_settings
 
@@ -140,7 +118,7 @@ class EarthEmbeddingsPlugin:
         save_settings(options)
         self.search.set_opacity(options.opacity)
 
-    @guarded
+    @guarded("Earth Embeddings")
     def read_search_options(self, *_args):
         from .options import read_project
 
@@ -148,7 +126,7 @@ class EarthEmbeddingsPlugin:
         if options is not None and self.search_dock is not None:
             self.search_dock.set_options(options)
 
-    @guarded
+    @guarded("Earth Embeddings")
     def write_search_options(self, *_args):
         from .options import write_project
 
@@ -188,6 +166,12 @@ class EarthEmbeddingsPlugin:
             self.toolbar.addAction(action)
         self.actions.append(action)
         return action
+
+    def show_error(self, message: str) -> None:
+        """One sentence in the log and, in the desktop, the message bar."""
+        QgsMessageLog.logMessage(message, LOG_TAG, Qgis.MessageLevel.Warning)
+        if self.iface is not None:
+            self.iface.messageBar().pushMessage("Earth Embeddings", message, level=Qgis.MessageLevel.Warning)
 
     def check_dependencies(self) -> str:
         missing = missing_dependencies()

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import tempfile
-import traceback
 from dataclasses import dataclass, field
 
 from qgis.core import (
@@ -43,6 +42,7 @@ from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
 from ..processing.styles import apply_qml, stretch_pseudocolor
 from .maptool import ADD_EXEMPLAR, ADD_NEGATIVE, REPLACE
 from .options import SearchOptions
+from .slots import LOG_TAG, guarded
 
 ALGORITHM_ID = "embeddings:similarity"
 GROUP_NAME = "Earth Embeddings search"
@@ -57,23 +57,7 @@ LAYER_NAMES = {
 # Top to bottom in the group: points over areas over the heatmap.
 LAYER_ORDER = (EXEMPLARS, TOP_PLACES, AREAS, SIMILARITY)
 WGS84 = "EPSG:4326"
-LOG_TAG = "Earth Embeddings"
 TITLE = "Click-to-search"
-
-
-def report_errors(method):
-    """Slots must never let an exception reach QGIS's Python error dialog: log it, say one sentence."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except Exception as e:  # noqa: BLE001 - last line of defence for a Qt slot
-            QgsMessageLog.logMessage(traceback.format_exc(), LOG_TAG, Qgis.MessageLevel.Critical)
-            self.show_error(f"The search failed unexpectedly ({e}); the details are in the log (Earth Embeddings).")
-            return None
-
-    return wrapper
 
 
 class SearchFeedback(QgsProcessingFeedback):
@@ -131,7 +115,7 @@ class SearchController(QObject):
         os.makedirs(self.root, exist_ok=True)
 
     # Clicks -------------------------------------------------------------------------
-    @report_errors
+    @guarded("The search")
     def handle_click(self, point, mode: str) -> None:
         """A click from the map tool: ``point`` in the canvas CRS, ``mode`` from plugin.maptool."""
         lonlat = self.to_wgs84(QgsPointXY(point), self.iface.mapCanvas().mapSettings().destinationCrs())
@@ -151,7 +135,7 @@ class SearchController(QObject):
             return
         self.search()
 
-    @report_errors
+    @guarded("The search")
     def clear(self) -> None:
         """Forget the exemplars and negatives (Esc or the dock's Clear button); stop a running search."""
         self.cancel()
@@ -240,7 +224,7 @@ class SearchController(QObject):
     def busy(self) -> bool:
         return bool(self.runs)
 
-    @report_errors
+    @guarded("The search")
     def on_executed(self, serial: int, successful: bool, results: dict) -> None:
         run = self.runs.pop(serial, None)
         if run is None:

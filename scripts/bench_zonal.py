@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -199,26 +197,10 @@ def time_native(raster: str, zones: str, bands: int):
 
 
 def machine() -> dict:
-    from osgeo import gdal
+    """benchlib's record of the machine, plus the QGIS this run measured."""
     from qgis.core import Qgis
 
-    cpu = platform.processor()
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        cpu = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), cpu)
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_average_at_start": os.getloadavg(),
-        "python": platform.python_version(),
-        "qgis": Qgis.QGIS_VERSION,
-        "gdal": gdal.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "note": "2 cores shared with other engineers' jobs; timings are wall-clock",
-    }
+    return {**bl.machine(), "qgis": Qgis.QGIS_VERSION}
 
 
 def main(argv=None) -> int:

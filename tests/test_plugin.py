@@ -114,3 +114,26 @@ def test_missing_rasterio_skips_only_what_needs_it(qgis_app, qgis_processing, mo
         assert any("rasterio" in s for s in p.skipped)
     finally:
         plugin.unload()
+
+
+def test_a_failing_slot_reports_one_sentence_instead_of_raising(qgis_app):
+    from earth_embeddings.plugin.slots import guarded
+
+    class Slots:
+        def __init__(self):
+            self.errors = []
+
+        def show_error(self, message):
+            self.errors.append(message)
+
+        @guarded("The search")
+        def broken(self):
+            raise ValueError("no such band")
+
+        @guarded("The search")
+        def fine(self):
+            return 42
+
+    s = Slots()
+    assert s.broken() is None and s.fine() == 42
+    assert s.errors == ["The search failed unexpectedly (no such band); the details are in the log (Earth Embeddings)."]
