@@ -276,25 +276,29 @@ def _footprint(crs: str, bounds, zone_lon: tuple[float, float]):
     return float(lon.min()), float(np.min(lat)), float(lon.max()), float(np.max(lat))
 
 
+# The columns of the product's CSV index, in its order.
+INDEX_COLUMNS = [
+    "WKT",
+    "crs",
+    "year",
+    "utm_zone",
+    "utm_west",
+    "utm_south",
+    "utm_east",
+    "utm_north",
+    "wgs84_west",
+    "wgs84_south",
+    "wgs84_east",
+    "wgs84_north",
+    "path",
+    "fid",
+]
+
+
 def _write_index(folder: Path, rows: list) -> None:
     import csv
 
-    cols = [
-        "WKT",
-        "crs",
-        "year",
-        "utm_zone",
-        "utm_west",
-        "utm_south",
-        "utm_east",
-        "utm_north",
-        "wgs84_west",
-        "wgs84_south",
-        "wgs84_east",
-        "wgs84_north",
-        "path",
-        "fid",
-    ]
+    cols = INDEX_COLUMNS
     with open(folder / "aef_index.csv", "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=cols)
         wr.writeheader()

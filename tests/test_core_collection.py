@@ -4,6 +4,7 @@ import pytest
 
 from earth_embeddings.core.collection import open_collection, resolve_tile_path
 from earth_embeddings.core.errors import EmbeddingsError
+from earth_embeddings.core.sample import INDEX_COLUMNS
 
 OFFICIAL = "https://data.source.coop/tge-labs/aef/v1/annual/"
 
@@ -87,22 +88,7 @@ def test_missing_index_is_a_clear_error(tmp_path):
 
 def test_bbox_year_query_on_300000_rows_is_exact_and_cached(tmp_path):
     index = tmp_path / "aef_index.csv"
-    cols = [
-        "WKT",
-        "crs",
-        "year",
-        "utm_zone",
-        "utm_west",
-        "utm_south",
-        "utm_east",
-        "utm_north",
-        "wgs84_west",
-        "wgs84_south",
-        "wgs84_east",
-        "wgs84_north",
-        "path",
-        "fid",
-    ]
+    cols = INDEX_COLUMNS
     with open(index, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
