@@ -82,27 +82,6 @@ def test_run_similarity_with_a_geojson_of_exemplars(profile_env, sample_index, t
     assert ranks == [1, 2, 3, 4, 5]
 
 
-def test_bad_input_exits_non_zero_with_the_message_and_no_file(profile_env, sample_index, truth, tmp_path):
-    w, s, e, n = truth.notes["bbox_wgs84"]
-    out = tmp_path / "emb.tif"
-    proc = run_algorithm(
-        "embeddings:load",
-        {
-            "SOURCE": sample_index,
-            "YEAR": 2003,
-            "EXTENT": f"{w},{e},{s},{n} [EPSG:4326]",
-            "OUTPUT": str(out),
-        },
-        profile_env,
-        json_output=False,
-    )
-    assert proc.returncode != 0
-    text = proc.stdout + proc.stderr
-    assert "no embeddings for 2003" in text and "2017, 2024" in text
-    assert "Traceback" not in text
-    assert not out.exists()
-
-
 def test_make_uninstall_removes_the_plugin(tmp_path_factory):
     import subprocess
 

@@ -79,24 +79,3 @@ def test_run_change_from_the_command_line(profile_env, sample_index, truth, tmp_
         table = db.execute("SELECT table_name FROM gpkg_contents WHERE data_type = 'features'").fetchone()[0]
         rows = db.execute(f'SELECT area_m2, mean_change, max_change FROM "{table}"').fetchall()
     assert [r[0] for r in rows] == [a.area_m2 for a in summary.areas] and len(rows) >= 3
-
-
-def test_same_years_exit_non_zero_with_the_message_and_no_file(profile_env, sample_index, truth, tmp_path):
-    w, s, e, n = truth.notes["bbox_wgs84"]
-    out = tmp_path / "change.tif"
-    proc = run_algorithm(
-        "embeddings:change",
-        {
-            "SOURCE": sample_index,
-            "YEAR_A": 2024,
-            "YEAR_B": 2024,
-            "EXTENT": f"{w},{e},{s},{n} [EPSG:4326]",
-            "OUTPUT": str(out),
-        },
-        profile_env,
-        json_output=False,
-    )
-    assert proc.returncode != 0
-    text = proc.stdout + proc.stderr
-    assert "Year A and year B are both 2024" in text and "Traceback" not in text
-    assert not out.exists()
