@@ -311,6 +311,31 @@ def _insert(conn, batch, start: int) -> int:
     return len(batch)
 
 
+def _wanted_columns(columns):
+    """({lower-case name: real name}, the columns to read, whether the UTM bounds are there)."""
+    lower = {c.lower(): c for c in columns}
+    want = ["path", "year", "crs", *BOUNDS_COLUMNS]
+    have_utm = all(c in lower for c in UTM_COLUMNS)
+    if have_utm:
+        want += list(UTM_COLUMNS)
+    if "fid" in lower:
+        want.append("fid")
+    return lower, want, have_utm
+
+
+def _record_getter(rec: dict, have_utm: bool):
+    """``_row``'s accessor for one record read from a GeoPackage or Parquet index."""
+
+    def get(name):
+        if name == "__bounds__":
+            return _floats([rec[c] for c in BOUNDS_COLUMNS])
+        if name == "__utm__":
+            return _floats([rec[c] for c in UTM_COLUMNS]) if have_utm else None
+        return rec.get(name)
+
+    return get
+
+
 def _missing_columns(columns, where: str, geometry_columns=()) -> None:
     cols = {c.lower() for c in columns}
     missing = [c for c in REQUIRED_COLUMNS if c not in cols]
@@ -407,25 +432,12 @@ def _rows_gpkg(path: Path):
         table = tables[0][0]
         columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
         _missing_columns(columns, where)
-        lower = {c.lower(): c for c in columns}
-        want = ["path", "year", "crs", *BOUNDS_COLUMNS]
-        have_utm = all(c in lower for c in UTM_COLUMNS)
-        if have_utm:
-            want += list(UTM_COLUMNS)
-        if "fid" in lower:
-            want.append("fid")
+        lower, want, have_utm = _wanted_columns(columns)
         sql = "SELECT " + ", ".join(f'"{lower[c]}"' for c in want) + f' FROM "{table}"'
         for line, values in enumerate(conn.execute(sql), start=1):
             rec = dict(zip(want, values))
 
-            def get(name, rec=rec):
-                if name == "__bounds__":
-                    return _floats([rec[c] for c in BOUNDS_COLUMNS])
-                if name == "__utm__":
-                    return _floats([rec[c] for c in UTM_COLUMNS]) if have_utm else None
-                return rec.get(name)
-
-            yield _row(get, where, line)
+            yield _row(_record_getter(rec, have_utm), where, line)
     finally:
         conn.close()
 
@@ -445,13 +457,7 @@ def _rows_parquet(path: Path):
         raise EmbeddingsError(f"The collection index {where} is not a readable Parquet file ({exc}).") from None
     columns = pf.schema_arrow.names
     _missing_columns(columns, where)
-    lower = {c.lower(): c for c in columns}
-    want = ["path", "year", "crs", *BOUNDS_COLUMNS]
-    have_utm = all(c in lower for c in UTM_COLUMNS)
-    if have_utm:
-        want += list(UTM_COLUMNS)
-    if "fid" in lower:
-        want.append("fid")
+    lower, want, have_utm = _wanted_columns(columns)
     line = 0
     for batch in pf.iter_batches(columns=[lower[c] for c in want], batch_size=20000):
         data = {c: batch.column(i).to_pylist() for i, c in enumerate(want)}
@@ -459,14 +465,7 @@ def _rows_parquet(path: Path):
             line += 1
             rec = {c: data[c][i] for c in want}
 
-            def get(name, rec=rec):
-                if name == "__bounds__":
-                    return _floats([rec[c] for c in BOUNDS_COLUMNS])
-                if name == "__utm__":
-                    return _floats([rec[c] for c in UTM_COLUMNS]) if have_utm else None
-                return rec.get(name)
-
-            yield _row(get, where, line)
+            yield _row(_record_getter(rec, have_utm), where, line)
 
 
 def is_url(text: str) -> bool:
