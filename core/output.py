@@ -95,30 +95,12 @@ def geotiff_profile(grid: Grid, count: int, dtype: str, nodata, block: int = 512
 
 
 @contextlib.contextmanager
-def open_embedding_output(path, grid: Grid, band_names, tags: dict | None = None):
-    """A 64-band (or N-band) int8 GeoTIFF with AEF quantisation, written atomically."""
+def _open_output(path, grid: Grid, band_names, dtype: str, nodata, tags: dict):
+    """A GeoTIFF with named bands and tags, under a temporary name until the block exits."""
     import rasterio
 
     with atomic_path(path) as tmp:
-        profile = geotiff_profile(grid, len(band_names), "int8", NODATA)
-        try:
-            ds = rasterio.open(tmp, "w", **profile)
-        except Exception as exc:
-            raise EmbeddingsError(f"The output file {path} cannot be created ({exc}).") from None
-        with ds:
-            for i, name in enumerate(band_names, start=1):
-                ds.set_band_description(i, name)
-            ds.update_tags(AEF_QUANTIZATION=FORMULA, **(tags or {}))
-            yield ds
-
-
-@contextlib.contextmanager
-def open_float_output(path, grid: Grid, band_names=("value",), nodata: float = -9999.0, tags: dict | None = None):
-    """A float32 GeoTIFF written atomically."""
-    import rasterio
-
-    with atomic_path(path) as tmp:
-        profile = geotiff_profile(grid, len(band_names), "float32", nodata)
+        profile = geotiff_profile(grid, len(band_names), dtype, nodata)
         try:
             ds = rasterio.open(tmp, "w", **profile)
         except Exception as exc:
@@ -129,6 +111,16 @@ def open_float_output(path, grid: Grid, band_names=("value",), nodata: float = -
             if tags:
                 ds.update_tags(**tags)
             yield ds
+
+
+def open_embedding_output(path, grid: Grid, band_names, tags: dict | None = None):
+    """A 64-band (or N-band) int8 GeoTIFF with AEF quantisation, written atomically."""
+    return _open_output(path, grid, band_names, "int8", NODATA, {"AEF_QUANTIZATION": FORMULA, **(tags or {})})
+
+
+def open_float_output(path, grid: Grid, band_names=("value",), nodata: float = -9999.0, tags: dict | None = None):
+    """A float32 GeoTIFF written atomically."""
+    return _open_output(path, grid, band_names, "float32", nodata, tags or {})
 
 
 def write_signed_view_vrt(tif_path, vrt_path=None) -> str:
