@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import rasterio
+from ee_params import extent_param
 from qgis.core import (
     QgsColorRampLegendNode,
     QgsLayerTreeLayer,
@@ -29,11 +30,6 @@ class Recorder(QgsProcessingFeedback):
     def pushInfo(self, info):  # noqa: N802
         self.lines.append(info)
         super().pushInfo(info)
-
-
-def extent_param(bounds, crs="EPSG:4326"):
-    w, s, e, n = bounds
-    return f"{w},{e},{s},{n} [{crs}]"
 
 
 def years_params(sample_index, truth, **extra):

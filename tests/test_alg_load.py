@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import rasterio
+from ee_params import extent_param
 from qgis.core import (
     Qgis,
     QgsProcessingContext,
@@ -24,11 +25,6 @@ class Recorder(QgsProcessingFeedback):
     def pushInfo(self, info):  # noqa: N802
         self.lines.append(info)
         super().pushInfo(info)
-
-
-def extent_param(bounds, crs="EPSG:4326"):
-    w, s, e, n = bounds
-    return f"{w},{e},{s},{n} [{crs}]"
 
 
 def test_load_writes_64_band_int8_and_logs_the_plan(run_alg, sample_index, truth, tmp_path):

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import rasterio
+from ee_params import extent_param
 from qgis.core import (
     QgsFeature,
     QgsGeometry,
@@ -33,11 +34,6 @@ class Recorder(QgsProcessingFeedback):
     def pushInfo(self, info):  # noqa: N802
         self.lines.append(info)
         super().pushInfo(info)
-
-
-def extent_param(bounds, crs="EPSG:4326"):
-    w, s, e, n = bounds
-    return f"{w},{e},{s},{n} [{crs}]"
 
 
 def point_layer(pts, crs="EPSG:4326", names=None):

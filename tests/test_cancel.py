@@ -10,6 +10,7 @@ so we count progress reports after the cancel.
 import time
 
 import pytest
+from ee_params import extent_param
 from qgis.core import (
     QgsApplication,
     QgsProcessingAlgRunnerTask,
@@ -26,11 +27,6 @@ from earth_embeddings.core.sample import CLASSES, class_interior_points
 # Progress reports allowed once cancel is pressed: the block in flight, plus the algorithm's
 # own closing report (e.g. "writing") if it races the cancel.
 AFTER_CANCEL_MAX = 2
-
-
-def extent_param(bounds, crs="EPSG:4326"):
-    w, s, e, n = bounds
-    return f"{w},{e},{s},{n} [{crs}]"
 
 
 class Counting(QgsProcessingFeedback):
