@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import rasterio
-from ee_params import extent_param
+from ee_helpers import Recorder, extent_param
 from qgis.core import (
     QgsColorRampLegendNode,
     QgsLayerTreeLayer,
@@ -20,16 +20,6 @@ from qgis.PyQt.QtCore import Qt
 from earth_embeddings.core.change import NODATA_CHANGE
 
 PALETTE = ["#000000", "#0000ff", "#00ffff", "#ffff00", "#ff0000"]
-
-
-class Recorder(QgsProcessingFeedback):
-    def __init__(self):
-        super().__init__()
-        self.lines = []
-
-    def pushInfo(self, info):  # noqa: N802
-        self.lines.append(info)
-        super().pushInfo(info)
 
 
 def years_params(sample_index, truth, **extra):

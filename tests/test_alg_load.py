@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import rasterio
-from ee_params import extent_param
+from ee_helpers import Recorder, extent_param
 from qgis.core import (
     Qgis,
     QgsProcessingContext,
@@ -15,16 +15,6 @@ from qgis.core import (
 
 from earth_embeddings.core.grid import utm_epsg
 from earth_embeddings.core.quant import NODATA
-
-
-class Recorder(QgsProcessingFeedback):
-    def __init__(self):
-        super().__init__()
-        self.lines = []
-
-    def pushInfo(self, info):  # noqa: N802
-        self.lines.append(info)
-        super().pushInfo(info)
 
 
 def test_load_writes_64_band_int8_and_logs_the_plan(run_alg, sample_index, truth, tmp_path):

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import rasterio
-from ee_params import extent_param
+from ee_helpers import Recorder, extent_param
 from qgis.core import (
     QgsFeature,
     QgsGeometry,
@@ -24,16 +24,6 @@ from earth_embeddings.core.sample import CLASSES, class_interior_points
 from earth_embeddings.core.similarity import NODATA_SCORE
 
 YEAR = 2017
-
-
-class Recorder(QgsProcessingFeedback):
-    def __init__(self):
-        super().__init__()
-        self.lines = []
-
-    def pushInfo(self, info):  # noqa: N802
-        self.lines.append(info)
-        super().pushInfo(info)
 
 
 def point_layer(pts, crs="EPSG:4326", names=None):

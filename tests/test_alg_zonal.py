@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import rasterio
+from ee_helpers import Recorder
 from qgis.core import (
     QgsFeature,
     QgsGeometry,
@@ -18,21 +19,6 @@ from earth_embeddings.core.load import load_embeddings
 from earth_embeddings.core.zonal import zones_crs
 
 BANDS = [f"A{i:02d}" for i in range(64)]
-
-
-class Recorder(QgsProcessingFeedback):
-    def __init__(self):
-        super().__init__()
-        self.lines = []
-        self.warnings = []
-
-    def pushInfo(self, info):  # noqa: N802
-        self.lines.append(info)
-        super().pushInfo(info)
-
-    def pushWarning(self, warning):  # noqa: N802
-        self.warnings.append(warning)
-        super().pushWarning(warning)
 
 
 def is_null(value):

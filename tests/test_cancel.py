@@ -10,7 +10,7 @@ so we count progress reports after the cancel.
 import time
 
 import pytest
-from ee_params import extent_param
+from ee_helpers import extent_param
 from qgis.core import (
     QgsApplication,
     QgsProcessingAlgRunnerTask,
