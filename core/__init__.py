@@ -11,5 +11,4 @@ so they run under a plain Python as well as inside QGIS:
 - ``output``: GeoTIFF writers that only ever leave complete files behind.
 - ``load``: the "load embeddings for an extent" operation.
 - ``zonal``: embedding statistics per polygon (mean, std, pixel count) and PCA of the means.
-- ``sample``: a generator of small collections with planted ground truth.
 """

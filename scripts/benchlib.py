@@ -48,7 +48,7 @@ RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 
 
 def _key() -> str:
-    gen = (REPO / "core" / "sample.py").read_bytes()
+    gen = (REPO / "scripts" / "sample.py").read_bytes()
     text = json.dumps(COLLECTION, sort_keys=True).encode() + hashlib.sha1(gen).hexdigest().encode()
     return hashlib.sha1(text).hexdigest()[:12]
 
@@ -78,7 +78,7 @@ def collection_facts() -> dict:
 def _build_collection(folder: Path) -> None:
     import shutil
 
-    from earth_embeddings.core.sample import make_sample_collection
+    from earth_embeddings.scripts.sample import make_sample_collection
 
     if folder.exists():
         shutil.rmtree(folder)

@@ -300,7 +300,7 @@ def demo(args) -> int:
     if sample:
         if args.extent:
             raise DemoError("EXTENT needs SOURCE: the sample collection has its own extent (leave EXTENT out).")
-        from earth_embeddings.core.sample import make_sample_collection
+        from earth_embeddings.scripts.sample import make_sample_collection
 
         collection = out / "collection"
         shutil.rmtree(collection, ignore_errors=True)

@@ -27,7 +27,7 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:
     """The generated sample collection (two years, two UTM zones, planted truth)."""
-    from earth_embeddings.core.sample import make_sample_collection
+    from earth_embeddings.scripts.sample import make_sample_collection
 
     folder = tmp_path_factory.mktemp("sample") / "annual"
     make_sample_collection(folder)
@@ -41,7 +41,7 @@ def sample_index(sample_dir) -> str:
 
 @pytest.fixture(scope="session")
 def truth(sample_dir):
-    from earth_embeddings.core.sample import SampleTruth
+    from earth_embeddings.scripts.sample import SampleTruth
 
     return SampleTruth.load(sample_dir)
 
@@ -55,7 +55,7 @@ def wisconsin_raster() -> str:
 @pytest.fixture(scope="session")
 def wisconsin_collection(tmp_path_factory) -> str:
     """The real Wisconsin sample wrapped as a one-tile collection in the product's layout."""
-    from earth_embeddings.core.sample import make_collection_from_raster
+    from earth_embeddings.scripts.sample import make_collection_from_raster
 
     folder = tmp_path_factory.mktemp("wisconsin") / "annual"
     return str(make_collection_from_raster(WISCONSIN, folder, 2024))

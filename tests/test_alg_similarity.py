@@ -20,8 +20,8 @@ from qgis.core import (
 )
 
 from earth_embeddings.core.grid import transformer
-from earth_embeddings.core.sample import CLASSES, class_interior_points
 from earth_embeddings.core.similarity import NODATA_SCORE
+from earth_embeddings.scripts.sample import CLASSES, class_interior_points
 
 YEAR = 2017
 

@@ -14,7 +14,7 @@ from qgis.core import QgsProcessingException
 from qgis_cli import make_profile, run_algorithm
 from rasterio.transform import from_origin
 
-from earth_embeddings.core.sample import CLASSES, class_interior_points
+from earth_embeddings.scripts.sample import CLASSES, class_interior_points
 
 
 def geojson(path: Path, features) -> str:

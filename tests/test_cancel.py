@@ -22,7 +22,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 from earth_embeddings.core.grid import grid_for_extent
-from earth_embeddings.core.sample import CLASSES, class_interior_points
+from earth_embeddings.scripts.sample import CLASSES, class_interior_points
 
 # Progress reports allowed once cancel is pressed: the block in flight, plus the algorithm's
 # own closing report (e.g. "writing") if it races the cancel.

@@ -4,7 +4,7 @@ import pytest
 
 from earth_embeddings.core.collection import open_collection, resolve_tile_path
 from earth_embeddings.core.errors import EmbeddingsError
-from earth_embeddings.core.sample import INDEX_COLUMNS
+from earth_embeddings.scripts.sample import INDEX_COLUMNS
 
 OFFICIAL = "https://data.source.coop/tge-labs/aef/v1/annual/"
 

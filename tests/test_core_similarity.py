@@ -11,8 +11,8 @@ from earth_embeddings.core.grid import transformer
 from earth_embeddings.core.load import open_source
 from earth_embeddings.core.progress import Progress
 from earth_embeddings.core.quant import LUT
-from earth_embeddings.core.sample import CLASSES, class_interior_points
 from earth_embeddings.core.similarity import NODATA_SCORE, Exemplar, exemplar_vector, similarity_map
+from earth_embeddings.scripts.sample import CLASSES, class_interior_points
 
 YEAR = 2017
 

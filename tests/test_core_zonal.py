@@ -13,8 +13,8 @@ from earth_embeddings.core.load import load_embeddings
 from earth_embeddings.core.progress import Progress
 from earth_embeddings.core.quant import LUT, NODATA
 from earth_embeddings.core.reader import RasterSource
-from earth_embeddings.core.sample import CLASSES, class_interior_points
 from earth_embeddings.core.zonal import compute_zonal, polygon_centroid, zonal_statistics, zones_crs
+from earth_embeddings.scripts.sample import CLASSES, class_interior_points
 
 
 class Log(Progress):

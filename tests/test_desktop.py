@@ -100,7 +100,7 @@ def test_package_zip_installs_through_install_from_zip(tmp_path):
 
 def test_click_to_search_in_the_desktop(tmp_path, sample_dir, sample_index, truth, outputs):
     """Click through the tool's own event handling in the real desktop; the search runs as a task."""
-    from earth_embeddings.core.sample import CLASSES, class_interior_points
+    from earth_embeddings.scripts.sample import CLASSES, class_interior_points
 
     year = 2024
     forest = CLASSES.index("forest")

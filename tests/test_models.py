@@ -18,8 +18,8 @@ from qgis.core import (
 )
 
 from earth_embeddings.core.grid import transformer
-from earth_embeddings.core.sample import CLASSES
 from earth_embeddings.processing.provider import shipped_models
+from earth_embeddings.scripts.sample import CLASSES
 
 PYTHON_ALGORITHMS = ("load", "change", "similarity", "zonalstats")
 MODELS = ("change_hotspots", "find_similar_places")

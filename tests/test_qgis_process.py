@@ -47,7 +47,7 @@ def test_run_load_from_the_command_line(profile_env, sample_index, truth, tmp_pa
 def test_run_similarity_with_a_geojson_of_exemplars(profile_env, sample_index, truth, tmp_path):
     import json
 
-    from earth_embeddings.core.sample import CLASSES, class_interior_points
+    from earth_embeddings.scripts.sample import CLASSES, class_interior_points
 
     pts = class_interior_points(truth, CLASSES.index("forest"), 2017, 3)
     ex = tmp_path / "points.geojson"

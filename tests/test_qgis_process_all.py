@@ -20,7 +20,7 @@ from qgis.core import QgsApplication, QgsVectorLayer
 from qgis_cli import QGIS_PROCESS, REPO, make_profile, run_algorithm
 
 from earth_embeddings.core.grid import transformer
-from earth_embeddings.core.sample import CLASSES, class_interior_points
+from earth_embeddings.scripts.sample import CLASSES, class_interior_points
 
 INPUT_KEYS = {"INPUT", "INPUT_A", "INPUT_B", "EXEMPLARS", "NEGATIVES", "ZONES"}
 

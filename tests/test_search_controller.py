@@ -19,12 +19,12 @@ from qgis.core import (
 )
 
 from earth_embeddings.core.grid import transformer
-from earth_embeddings.core.sample import CLASSES, class_interior_points
 from earth_embeddings.core.similarity import NODATA_SCORE
 from earth_embeddings.plugin import search as search_module
 from earth_embeddings.plugin.maptool import ADD_EXEMPLAR, ADD_NEGATIVE, REPLACE
 from earth_embeddings.plugin.options import SearchOptions
 from earth_embeddings.plugin.search import GROUP_NAME, SearchController
+from earth_embeddings.scripts.sample import CLASSES, class_interior_points
 
 YEAR = 2024  # the year with a planted no-data hole
 

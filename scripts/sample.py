@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .grid import transformer
-from .quant import NODATA, quantize
+from earth_embeddings.core.grid import transformer
+from earth_embeddings.core.quant import NODATA, quantize
 
 CLASSES = ("water", "forest", "cropland", "cropland_b", "urban", "grassland")
 BANDS = 64
@@ -233,7 +233,7 @@ def _write_tile(path: Path, codes: np.ndarray, crs: str, west: float, south: flo
     ds = gdal.Open(str(tmp), gdal.GA_Update)
     if factors:
         ds.BuildOverviews("NEAREST", factors)
-        from .quant import LUT
+        from earth_embeddings.core.quant import LUT
 
         values = LUT[stored.view(np.uint8)].astype(np.float64)
         valid = ~(stored == NODATA).any(axis=0)
