@@ -12,28 +12,44 @@ costs the same memory for a city as for a province.
 from __future__ import annotations
 
 import math
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .collection import open_collection
+from .arrays import Array
+from .block import CHUNK_PIXELS, Block
 from .errors import EmbeddingsError
-from .grid import DEFAULT_BLOCK, DEFAULT_MAX_PIXELS, Grid, check_size, grid_for_extent, grid_of_raster
-from .load import rio_window
+from .grid import DEFAULT_BLOCK, Grid, GridSpec, crs_name, resolve_grid
 from .output import open_float_output
+from .pipeline import reading, stream, windows_for
+from .polygons import Area, areas_above
 from .progress import Progress
-from .quant import LUT
-from .reader import Block, CollectionSource, EmbeddingSource, MosaicReader, RasterSource, _crs_name
+from .source import EmbeddingSource, RasterSource, open_years
+from .stats import StreamingHistogram
 
 NODATA_CHANGE = -9999.0
 DEFAULT_THRESHOLD = 0.25
 DEFAULT_MIN_AREA_M2 = 500.0
-# Histogram bins over [0, 2]: 2 / 65536 = 3.1e-5 wide, far below the differences users read.
-HIST_BINS = 65536
-HIST_MAX = 2.0
-# Pixels per kernel step: 64 bands x 16384 px of float32 = 4 MB per temporary, cache-sized.
-CHUNK_PIXELS = 16384
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    """Two years of a collection on the grid of ``grid``, or two embedding rasters
+    (``input_a``/``input_b``: the map then has ``input_a``'s grid). ``min_area_m2`` None: no
+    change polygons."""
+
+    output: str
+    grid: GridSpec = GridSpec()
+    collection: str | None = None
+    year_a: int | None = None
+    year_b: int | None = None
+    input_a: str | None = None
+    input_b: str | None = None
+    threshold: float = DEFAULT_THRESHOLD
+    min_area_m2: float | None = DEFAULT_MIN_AREA_M2
+    block_size: int = DEFAULT_BLOCK
 
 
 @dataclass
@@ -50,7 +66,7 @@ class ChangeSummary:
     p99: float
     threshold: float
     above_pixels: int
-    areas: list = field(default_factory=list)  # core.polygons.Area, largest first
+    areas: list[Area] = field(default_factory=list)  # largest first
 
     @property
     def pixel_area_m2(self) -> float:
@@ -78,49 +94,7 @@ class ChangeSummary:
         return "\n".join(lines)
 
 
-class StreamingHistogram:
-    """Percentiles of values in [0, ``top``] without keeping the values."""
-
-    def __init__(self, bins: int = HIST_BINS, top: float = HIST_MAX):
-        self.bins = bins
-        self.top = top
-        self.counts = np.zeros(bins, dtype=np.int64)
-
-    def add(self, values: np.ndarray) -> None:
-        idx = (values.astype(np.float64) * (self.bins / self.top)).astype(np.int64)
-        np.clip(idx, 0, self.bins - 1, out=idx)
-        self.counts += np.bincount(idx, minlength=self.bins)
-
-    @property
-    def total(self) -> int:
-        return int(self.counts.sum())
-
-    def percentile(self, q: float) -> float:
-        """The q-th percentile (0-100), linear within its bin; NaN when empty."""
-        n = self.total
-        if n == 0:
-            return float("nan")
-        # The value of (1-based) rank 1 + q/100 (n - 1), numpy's "linear" convention; the
-        # tolerance keeps 99.9/100 * n from rounding past the rank into a later (sparse) bin.
-        target = 1.0 + q / 100.0 * (n - 1) - 1e-9 * n
-        cum = np.cumsum(self.counts)
-        i = int(np.searchsorted(cum, target, side="left"))
-        i = min(i, self.bins - 1)
-        before = cum[i - 1] if i > 0 else 0
-        inside = self.counts[i]
-        frac = (target - before) / inside if inside else 0.0
-        width = self.top / self.bins
-        return float((i + min(max(frac, 0.0), 1.0)) * width)
-
-
-def _values(codes_or_values: np.ndarray, quantised: bool) -> np.ndarray:
-    """A float32 copy (the kernel works in place): codes through the LUT, NaN for no-data."""
-    if quantised:
-        return np.take(LUT, codes_or_values.view(np.uint8))
-    return codes_or_values.astype(np.float32)
-
-
-def change_of_blocks(a: Block, b: Block) -> np.ndarray:
+def change_of_blocks(a: Block, b: Block) -> Array:
     """float32 (h, w) 1 - cos(a, b) in [0, 2]; NaN where either block has no data.
 
     A zero vector has no direction, so it counts as no data rather than as a cosine.
@@ -129,8 +103,6 @@ def change_of_blocks(a: Block, b: Block) -> np.ndarray:
     n = h * w
     out = np.full(n, np.nan, dtype=np.float32)
     both = (a.valid & b.valid).ravel()
-    da = a.data.reshape(a.data.shape[0], n)
-    db = b.data.reshape(b.data.shape[0], n)
     # Contiguous runs of pixels (slices, not gathers) small enough to stay in cache; pixels
     # without data are computed too (as NaN) and masked at the end, which is cheaper than
     # gathering the valid ones.
@@ -139,8 +111,8 @@ def change_of_blocks(a: Block, b: Block) -> np.ndarray:
         ok = both[sl]
         if not ok.any():
             continue
-        va = _values(da[:, sl], a.quantised)
-        vb = _values(db[:, sl], b.quantised)
+        va = a.chunk_values(sl)
+        vb = b.chunk_values(sl)
         na = np.sqrt(np.einsum("bn,bn->n", va, va))
         nb = np.sqrt(np.einsum("bn,bn->n", vb, vb))
         ok = ok & (na > 0) & (nb > 0)
@@ -154,10 +126,6 @@ def change_of_blocks(a: Block, b: Block) -> np.ndarray:
     return out.reshape(h, w)
 
 
-def _reads(plan) -> str:
-    return f"{len(plan.tiles)} tile(s), about {plan.read_bytes / 1e6:,.1f} MB of embeddings to read"
-
-
 def compute_change(
     source_a: EmbeddingSource,
     source_b: EmbeddingSource,
@@ -165,7 +133,7 @@ def compute_change(
     output: str,
     threshold: float = DEFAULT_THRESHOLD,
     progress: Progress | None = None,
-    tags: dict | None = None,
+    tags: dict[str, str] | None = None,
     block_size: int = DEFAULT_BLOCK,
 ) -> ChangeSummary:
     """Write 1 - cos(a, b) on ``grid`` to a float32 GeoTIFF and summarise it.
@@ -175,10 +143,10 @@ def compute_change(
     int8 codes and one block of output, whatever the grid's size.
     """
     progress = progress or Progress()
-    hist = StreamingHistogram()
+    hist = StreamingHistogram(0.0, 2.0)
     above = 0
-    with MosaicReader(source_a, grid) as reader_a, MosaicReader(source_b, grid) as reader_b:
-        pa, pb = reader_a.plan, reader_b.plan
+    with reading([source_a, source_b], grid) as readers:
+        pa, pb = (r.plan for r in readers)
         if pa.bands != pb.bands:
             raise EmbeddingsError(
                 f"{source_a.label} has {pa.bands} bands and {source_b.label} has {pb.bands}; "
@@ -186,25 +154,17 @@ def compute_change(
             )
         progress.info(
             f"Planned: {grid.width} x {grid.height} = {grid.pixels:,} pixels at {grid.resolution:g} m in "
-            f"{_crs_name(grid.crs)}; A: {_reads(pa)}; B: {_reads(pb)}."
+            f"{crs_name(grid.crs)}; A: {pa.reads()}; B: {pb.reads()}."
         )
-        # Coarse resolutions read f x f finer samples per output pixel: keep blocks small.
-        size = max(8, block_size // max(pa.factor, pb.factor))
-        windows = list(grid.blocks(size))
-        reader_a.expect(windows)
-        reader_b.expect(windows)
-        all_tags = {"CHANGE": "1 - cosine similarity of renormalised vectors, 0..2"}
-        all_tags.update(tags or {})
-        with open_float_output(output, grid, ("change",), NODATA_CHANGE, all_tags) as ds:
-            for i, window in enumerate(windows):
-                progress.check_cancelled()
-                change = change_of_blocks(reader_a.read(window), reader_b.read(window))
+        all_tags = {"CHANGE": "1 - cosine similarity of renormalised vectors, 0..2", **(tags or {})}
+        with open_float_output(output, grid, ("change",), NODATA_CHANGE, all_tags) as out:
+            for window, (block_a, block_b) in stream(readers, windows_for(grid, readers, block_size), progress):
+                change = change_of_blocks(block_a, block_b)
                 ok = np.isfinite(change)
                 values = change[ok]
                 hist.add(values)
                 above += int(np.count_nonzero(values > threshold))
-                ds.write(np.where(ok, change, np.float32(NODATA_CHANGE))[None], window=rio_window(window))
-                progress.set_progress(100.0 * (i + 1) / len(windows))
+                out.write(np.where(ok, change, np.float32(NODATA_CHANGE))[None], window)
             progress.check_cancelled()
     return ChangeSummary(
         path=str(output),
@@ -220,102 +180,71 @@ def compute_change(
     )
 
 
-def _raster_year(path: str) -> str | None:
-    import rasterio
-
-    with rasterio.open(path) as ds:
-        return ds.tags().get("EMBEDDINGS_YEAR")
-
-
-def change_map(
-    output: str,
-    source: str | None = None,
-    year_a: int | None = None,
-    year_b: int | None = None,
-    extent: tuple[float, float, float, float] | None = None,
-    extent_crs: str | None = None,
-    target_crs: str | None = None,
-    resolution_m: float = 10.0,
-    input_a: str | None = None,
-    input_b: str | None = None,
-    threshold: float = DEFAULT_THRESHOLD,
-    min_area_m2: float | None = DEFAULT_MIN_AREA_M2,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    progress: Progress | None = None,
-    block_size: int = DEFAULT_BLOCK,
-) -> ChangeSummary:
-    """The change map between two years of a collection, or between two embedding rasters.
-
-    With ``input_a``/``input_b`` the grid is ``input_a``'s and ``input_b`` is read onto it;
-    otherwise ``year_a`` and ``year_b`` of ``source`` are read onto the grid of ``extent``.
-    When ``min_area_m2`` is not None, the connected areas above ``threshold`` are returned
-    in ``summary.areas`` (polygons in the output's CRS, largest first).
-    """
-    progress = progress or Progress()
-    if not (0.0 <= float(threshold) <= 2.0) or math.isnan(float(threshold)):
+def _check(request: ChangeRequest) -> None:
+    threshold = float(request.threshold)
+    if math.isnan(threshold) or not (0.0 <= threshold <= 2.0):
         raise EmbeddingsError("The change threshold must be between 0 and 2 (1 - cosine); 0.25 is a good start.")
-    if not str(output).lower().endswith((".tif", ".tiff")):
+    if not str(request.output).lower().endswith((".tif", ".tiff")):
         raise EmbeddingsError("The change map must be written as a GeoTIFF (.tif); choose another output file.")
-    if bool(input_a) != bool(input_b):
-        given, missing = ("INPUT_A", "INPUT_B") if input_a else ("INPUT_B", "INPUT_A")
+    if bool(request.input_a) != bool(request.input_b):
+        given, missing = ("INPUT_A", "INPUT_B") if request.input_a else ("INPUT_B", "INPUT_A")
         raise EmbeddingsError(
             f"{given} is set but {missing} is not: give two embedding rasters to compare, "
             "or none and two years of a collection."
         )
-    polygons = min_area_m2 is not None
-    change_end = 85.0 if polygons else 100.0
-    if input_a:
-        for p in (input_a, input_b):
-            if not Path(p).exists():
-                raise EmbeddingsError(f"The embedding raster {p} does not exist; choose an existing file.")
-        grid = grid_of_raster(input_a)
-        check_size(grid, max_pixels)
-        src_a = RasterSource(input_a)
-        try:
-            src_b = RasterSource(input_b)
-        except BaseException:
-            src_a.close()
-            raise
-        label_a = _raster_year(input_a) or Path(input_a).stem
-        label_b = _raster_year(input_b) or Path(input_b).stem
-        tags = {"EMBEDDINGS_INPUT_A": str(input_a), "EMBEDDINGS_INPUT_B": str(input_b)}
-        step = progress
-    else:
-        if year_a is None or year_b is None:
+    if not request.input_a:
+        if request.year_a is None or request.year_b is None:
             raise EmbeddingsError("Choose two years to compare (YEAR_A and YEAR_B), or two embedding rasters.")
-        if int(year_a) == int(year_b):
+        if int(request.year_a) == int(request.year_b):
             raise EmbeddingsError(
-                f"Year A and year B are both {int(year_a)}; choose two different years to see what changed."
+                f"Year A and year B are both {int(request.year_a)}; choose two different years to see what changed."
             )
-        if extent is None:
-            raise EmbeddingsError(
-                "Choose an extent to map (for example the map canvas extent), or two embedding rasters."
-            )
-        grid = grid_for_extent(extent, extent_crs or "EPSG:4326", target_crs, resolution_m)
-        check_size(grid, max_pixels)
-        collection = open_collection(source, progress.sub(0, 5))
-        src_a = CollectionSource(collection, int(year_a))
-        src_b = CollectionSource(collection, int(year_b))
-        label_a, label_b = str(int(year_a)), str(int(year_b))
-        tags = {"EMBEDDINGS_SOURCE": src_a.label, "EMBEDDINGS_YEAR_A": label_a, "EMBEDDINGS_YEAR_B": label_b}
-        step = progress.sub(5, 100)
-    try:
+
+
+def change_map(request: ChangeRequest, progress: Progress | None = None) -> ChangeSummary:
+    """The change map between two years of a collection, or between two embedding rasters.
+
+    With ``input_a``/``input_b`` the grid is ``input_a``'s and ``input_b`` is read onto it;
+    otherwise ``year_a`` and ``year_b`` of the collection are read onto the grid of the extent.
+    When ``min_area_m2`` is not None, the connected areas above the threshold are returned
+    in ``summary.areas`` (polygons in the output's CRS, largest first).
+    """
+    progress = progress or Progress()
+    _check(request)
+    change_end = 85.0 if request.min_area_m2 is not None else 100.0
+    with ExitStack() as stack:
+        if request.input_a and request.input_b:
+            rasters = [stack.enter_context(RasterSource(p)) for p in (request.input_a, request.input_b)]
+            sources: list[EmbeddingSource] = list(rasters)
+            grid = resolve_grid(GridSpec(max_pixels=request.grid.max_pixels), rasters[0].native_grid())
+            labels = [r.year_tag or Path(r.path).stem for r in rasters]
+            tags = {"EMBEDDINGS_INPUT_A": str(request.input_a), "EMBEDDINGS_INPUT_B": str(request.input_b)}
+            step = progress
+        else:
+            assert request.year_a is not None and request.year_b is not None  # _check
+            grid = resolve_grid(request.grid, alternative=", or two embedding rasters")
+            years = [int(request.year_a), int(request.year_b)]
+            sources = [stack.enter_context(s) for s in open_years(request.collection, years, progress.sub(0, 5))]
+            labels = [str(y) for y in years]
+            tags = {
+                "EMBEDDINGS_SOURCE": sources[0].label,
+                "EMBEDDINGS_YEAR_A": labels[0],
+                "EMBEDDINGS_YEAR_B": labels[1],
+            }
+            step = progress.sub(5, 100)
         summary = compute_change(
-            src_a,
-            src_b,
+            sources[0],
+            sources[1],
             grid,
-            output,
-            threshold,
+            request.output,
+            request.threshold,
             step.sub(0, change_end),
             tags,
-            block_size,
+            request.block_size,
         )
-    finally:
-        src_a.close()
-        src_b.close()
-    summary.label_a, summary.label_b = label_a, label_b
-    if polygons:
-        from .polygons import areas_above
-
-        summary.areas = areas_above(output, threshold, float(min_area_m2), step.sub(change_end, 100))
+    summary.label_a, summary.label_b = labels
+    if request.min_area_m2 is not None:
+        summary.areas = areas_above(
+            request.output, request.threshold, float(request.min_area_m2), step.sub(change_end, 100)
+        )
     return summary

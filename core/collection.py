@@ -24,9 +24,11 @@ import re
 import sqlite3
 import sys
 import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from urllib.parse import urljoin, urlsplit
+from typing import Any
+from urllib.parse import urljoin
 
 from .errors import EmbeddingsError
 from .progress import Progress
@@ -42,6 +44,9 @@ REQUIRED_COLUMNS = ("path", "year", "crs")
 BOUNDS_COLUMNS = ("wgs84_west", "wgs84_south", "wgs84_east", "wgs84_north")
 UTM_COLUMNS = ("utm_west", "utm_south", "utm_east", "utm_north")
 DB_VERSION = "3"
+
+Row = dict[str, Any]  # one tile of an index: fid, year, crs, path, bounds, utm
+Getter = Callable[[str], Any]  # a column of one index record by name (or "__bounds__", "__utm__")
 
 
 @dataclass(frozen=True)
@@ -62,10 +67,6 @@ class TileRef:
             return "/vsicurl/" + self.location
         return self.location
 
-    @property
-    def is_remote(self) -> bool:
-        return self.location.startswith(("http://", "https://"))
-
 
 class Collection:
     """A tile index with a spatial lookup, and the rule that resolves tile paths."""
@@ -76,14 +77,10 @@ class Collection:
         self.official = official
         self.label = label
         self._conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, check_same_thread=False)
-        self._years = None
+        self._years: list[int] | None = None
 
     def close(self) -> None:
         self._conn.close()
-
-    @property
-    def is_remote(self) -> bool:
-        return self.base.startswith(("http://", "https://"))
 
     def years(self) -> list[int]:
         if self._years is None:
@@ -92,7 +89,7 @@ class Collection:
         return self._years
 
     def __len__(self) -> int:
-        return self._conn.execute("SELECT COUNT(*) FROM tiles").fetchone()[0]
+        return int(self._conn.execute("SELECT COUNT(*) FROM tiles").fetchone()[0])
 
     def check_year(self, year: int) -> None:
         years = self.years()
@@ -267,7 +264,7 @@ def _index_db(index_path: Path, identity: str, progress: Progress, name_hint: st
     return db_path
 
 
-def _write_db(db_path: Path, rows, progress: Progress) -> None:
+def _write_db(db_path: Path, rows: Iterable[Row], progress: Progress) -> None:
     conn = sqlite3.connect(db_path)
     try:
         conn.execute(
@@ -293,7 +290,7 @@ def _write_db(db_path: Path, rows, progress: Progress) -> None:
         conn.close()
 
 
-def _insert(conn, batch, start: int) -> int:
+def _insert(conn: sqlite3.Connection, batch: list[Row], start: int) -> int:
     tiles = []
     rt = []
     for i, r in enumerate(batch):
@@ -311,7 +308,7 @@ def _insert(conn, batch, start: int) -> int:
     return len(batch)
 
 
-def _wanted_columns(columns):
+def _wanted_columns(columns: Sequence[str]) -> tuple[dict[str, str], list[str], bool]:
     """({lower-case name: real name}, the columns to read, whether the UTM bounds are there)."""
     lower = {c.lower(): c for c in columns}
     want = ["path", "year", "crs", *BOUNDS_COLUMNS]
@@ -323,10 +320,10 @@ def _wanted_columns(columns):
     return lower, want, have_utm
 
 
-def _record_getter(rec: dict, have_utm: bool):
+def _record_getter(rec: dict[str, Any], have_utm: bool) -> Getter:
     """``_row``'s accessor for one record read from a GeoPackage or Parquet index."""
 
-    def get(name):
+    def get(name: str) -> Any:
         if name == "__bounds__":
             return _floats([rec[c] for c in BOUNDS_COLUMNS])
         if name == "__utm__":
@@ -336,7 +333,7 @@ def _record_getter(rec: dict, have_utm: bool):
     return get
 
 
-def _missing_columns(columns, where: str, geometry_columns=()) -> None:
+def _missing_columns(columns: Sequence[str], where: str, geometry_columns: Sequence[str] = ()) -> None:
     cols = {c.lower() for c in columns}
     missing = [c for c in REQUIRED_COLUMNS if c not in cols]
     has_bounds = all(c in cols for c in BOUNDS_COLUMNS) or any(g.lower() in cols for g in geometry_columns)
@@ -349,7 +346,7 @@ def _missing_columns(columns, where: str, geometry_columns=()) -> None:
         )
 
 
-def _row(get, where: str, line: int) -> dict:
+def _row(get: Getter, where: str, line: int) -> Row:
     try:
         year = int(float(get("year")))
         crs = str(get("crs")).strip()
@@ -378,13 +375,13 @@ def _bounds_from_wkt(wkt: str) -> tuple[float, float, float, float]:
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def _floats(values) -> tuple[float, ...] | None:
+def _floats(values: Sequence[Any]) -> tuple[float, ...] | None:
     if any(v in (None, "") for v in values):
         return None
     return tuple(float(v) for v in values)
 
 
-def _rows_csv(path: Path):
+def _rows_csv(path: Path) -> Iterator[Row]:
     where = str(path)
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     try:
@@ -402,11 +399,11 @@ def _rows_csv(path: Path):
         try:
             for line, rec in enumerate(reader, start=2):
 
-                def get(name, rec=rec):
+                def get(name: str, rec: dict[str, str] = rec) -> Any:
                     if name == "__bounds__":
                         if have_bounds:
                             return _floats([rec[lower[c]] for c in BOUNDS_COLUMNS])
-                        return _bounds_from_wkt(rec[geom_col])
+                        return _bounds_from_wkt(rec[geom_col or ""])
                     if name == "__utm__":
                         return _floats([rec[lower[c]] for c in UTM_COLUMNS]) if have_utm else None
                     col = lower.get(name)
@@ -417,7 +414,7 @@ def _rows_csv(path: Path):
             raise EmbeddingsError(f"The collection index {where} is not a readable CSV file ({exc}).") from None
 
 
-def _rows_gpkg(path: Path):
+def _rows_gpkg(path: Path) -> Iterator[Row]:
     where = str(path)
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -442,7 +439,7 @@ def _rows_gpkg(path: Path):
         conn.close()
 
 
-def _rows_parquet(path: Path):
+def _rows_parquet(path: Path) -> Iterator[Row]:
     where = str(path)
     if not _has_pyarrow():
         raise EmbeddingsError(
@@ -466,7 +463,3 @@ def _rows_parquet(path: Path):
             rec = {c: data[c][i] for c in want}
 
             yield _row(_record_getter(rec, have_utm), where, line)
-
-
-def is_url(text: str) -> bool:
-    return urlsplit(text).scheme in ("http", "https")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -10,35 +11,11 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS, Transformer
 
+from .arrays import Array
 from .errors import EmbeddingsError
 
 DEFAULT_BLOCK = 512
 DEFAULT_MAX_PIXELS = 200_000_000
-
-
-_KEPT_PROJ_CONTEXTS: list = []
-
-
-def keep_proj_context() -> None:
-    """Keep this thread's PROJ context alive for the life of the process.
-
-    pyproj 3.7 keeps a thread's PROJ context in OS-thread storage but frees it with the Python
-    thread state. QGIS runs algorithms on pooled native threads whose Python thread state is
-    made and dropped around each call, so the second algorithm on a thread found a freed
-    context and QGIS crashed (pyproj issues 1509 and 1622). Holding the context's owner keeps
-    the pointer valid; there is one per native thread, so the cost is bounded. Call it at the
-    start of work that may run off the main thread; a no-op on pyproj versions without
-    per-thread contexts.
-    """
-    try:
-        from pyproj._context import get_context_manager
-        from pyproj.datadir import get_user_data_dir
-    except ImportError:
-        return
-    get_user_data_dir()  # makes this thread's context if it has none yet
-    owner = get_context_manager()
-    if owner is not None and not any(owner is kept for kept in _KEPT_PROJ_CONTEXTS):
-        _KEPT_PROJ_CONTEXTS.append(owner)
 
 
 @lru_cache(maxsize=64)
@@ -58,7 +35,17 @@ def transformer(src: str, dst: str) -> Transformer:
 def same_crs(a: str, b: str) -> bool:
     if a == b:
         return True
-    return crs_from(a) == crs_from(b)
+    return bool(crs_from(a) == crs_from(b))
+
+
+def crs_name(crs: str) -> str:
+    """A short name for messages: the authority code (EPSG:32616) when there is one."""
+    try:
+        c = crs_from(crs)
+        auth = c.to_authority()
+        return f"{auth[0]}:{auth[1]}" if auth else str(c.name)
+    except EmbeddingsError:
+        return crs
 
 
 def utm_epsg(lon: float, lat: float) -> str:
@@ -67,7 +54,7 @@ def utm_epsg(lon: float, lat: float) -> str:
     return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
 
 
-def densify_box(xmin: float, ymin: float, xmax: float, ymax: float, n: int = 21):
+def densify_box(xmin: float, ymin: float, xmax: float, ymax: float, n: int = 21) -> tuple[Array, Array]:
     """Points along the outline of a box, so that a reprojected box keeps its bulges."""
     t = np.linspace(0.0, 1.0, n)
     xs = np.concatenate([xmin + (xmax - xmin) * t, np.full(n, xmax), xmax - (xmax - xmin) * t, np.full(n, xmin)])
@@ -75,7 +62,7 @@ def densify_box(xmin: float, ymin: float, xmax: float, ymax: float, n: int = 21)
     return xs, ys
 
 
-def transform_bounds(bounds, src: str, dst: str, n: int = 21) -> tuple[float, float, float, float]:
+def transform_bounds(bounds: Sequence[float], src: str, dst: str, n: int = 21) -> tuple[float, float, float, float]:
     """Bounds of a box after reprojection, following its densified outline."""
     xmin, ymin, xmax, ymax = bounds
     if same_crs(src, dst):
@@ -138,21 +125,18 @@ class Grid:
     def window_transform(self, w: Window) -> Affine:
         return self.transform * Affine.translation(w.col_off, w.row_off)
 
-    def centres(self, w: Window) -> tuple[np.ndarray, np.ndarray]:
+    def centres(self, w: Window) -> tuple[Array, Array]:
         """1-D x of the window's columns and y of its rows (pixel centres)."""
         t = self.transform
         xs = t.c + t.a * (np.arange(w.col_off, w.col_off + w.width) + 0.5)
         ys = t.f + t.e * (np.arange(w.row_off, w.row_off + w.height) + 0.5)
         return xs, ys
 
-    def blocks(self, size: int = DEFAULT_BLOCK):
+    def blocks(self, size: int = DEFAULT_BLOCK) -> Iterator[Window]:
         """Windows of at most ``size`` x ``size`` pixels, row by row."""
         for r in range(0, self.height, size):
             for c in range(0, self.width, size):
                 yield Window(c, r, min(size, self.width - c), min(size, self.height - r))
-
-    def block_count(self, size: int = DEFAULT_BLOCK) -> int:
-        return math.ceil(self.width / size) * math.ceil(self.height / size)
 
     def refined(self, factor: int) -> Grid:
         """The same area at ``factor`` times finer pixels."""
@@ -171,8 +155,49 @@ class Grid:
         return int(math.floor(row)), int(math.floor(col))
 
 
+Bounds = tuple[float, float, float, float]  # (xmin, ymin, xmax, ymax)
+
+
+def projected_crs(crs: str, empty_means: str) -> str:
+    """``crs`` when it is projected; else one sentence (``empty_means``: what an empty CRS gives)."""
+    if crs_from(crs).is_geographic:
+        raise EmbeddingsError(
+            f"The target CRS {crs} is geographic (degrees); choose a projected CRS in metres, "
+            f"or leave it empty for {empty_means}."
+        )
+    return crs
+
+
+def snap_grid(bounds: Bounds, crs: str, resolution_m: float, anchor: tuple[float, float] = (0.0, 0.0)) -> Grid:
+    """The north-up grid over ``bounds`` in ``crs`` whose lines fall on ``anchor`` + multiples
+    of the resolution, edges snapped outward (with a small tolerance, so that bounds already on
+    the lattice stay put)."""
+    res = float(resolution_m)
+    if not res or res <= 0 or not math.isfinite(res):
+        raise EmbeddingsError("The resolution must be a positive number of metres (10 is the product's own).")
+    ax, ay = anchor[0] % res, anchor[1] % res
+    xmin, ymin, xmax, ymax = bounds
+    eps = res * 1e-6
+    gx0 = math.floor((xmin - ax + eps) / res) * res + ax
+    gy0 = math.floor((ymin - ay + eps) / res) * res + ay
+    gx1 = math.ceil((xmax - ax - eps) / res) * res + ax
+    gy1 = math.ceil((ymax - ay - eps) / res) * res + ay
+    width = max(1, int(round((gx1 - gx0) / res)))
+    height = max(1, int(round((gy1 - gy0) / res)))
+    return Grid(crs, Affine(res, 0.0, gx0, 0.0, -res, gy1), width, height)
+
+
+def centre_utm(extent: Bounds, extent_crs: str, what: str = "the extent") -> str:
+    """The UTM zone of the centre of ``extent``."""
+    xmin, ymin, xmax, ymax = extent
+    cx, cy = transformer(extent_crs, "EPSG:4326").transform((xmin + xmax) / 2, (ymin + ymax) / 2)
+    if not (math.isfinite(cx) and math.isfinite(cy)):
+        raise EmbeddingsError(f"The centre of {what} cannot be placed on Earth; check its CRS.")
+    return utm_epsg(cx, cy)
+
+
 def grid_for_extent(
-    extent: tuple[float, float, float, float],
+    extent: Bounds,
     extent_crs: str,
     target_crs: str | None = None,
     resolution_m: float = 10.0,
@@ -187,28 +212,8 @@ def grid_for_extent(
         raise EmbeddingsError("The extent is empty; draw or choose an extent with a width and a height.")
     if not resolution_m or resolution_m <= 0:
         raise EmbeddingsError("The resolution must be a positive number of metres (10 is the product's own).")
-    if not target_crs:
-        cx, cy = transformer(extent_crs, "EPSG:4326").transform((xmin + xmax) / 2, (ymin + ymax) / 2)
-        if not (math.isfinite(cx) and math.isfinite(cy)):
-            raise EmbeddingsError("The centre of the extent cannot be placed on Earth; check the extent's CRS.")
-        target_crs = utm_epsg(cx, cy)
-    crs = crs_from(target_crs)
-    if crs.is_geographic:
-        raise EmbeddingsError(
-            f"The target CRS {target_crs} is geographic (degrees); choose a projected CRS in metres, "
-            "or leave it empty for the UTM zone of the extent."
-        )
-    txmin, tymin, txmax, tymax = transform_bounds((xmin, ymin, xmax, ymax), extent_crs, target_crs)
-    res = float(resolution_m)
-    # Snap outward, with a small tolerance so that an extent already on the grid stays put.
-    eps = res * 1e-6
-    gx0 = math.floor((txmin + eps) / res) * res
-    gy0 = math.floor((tymin + eps) / res) * res
-    gx1 = math.ceil((txmax - eps) / res) * res
-    gy1 = math.ceil((tymax - eps) / res) * res
-    width = max(1, int(round((gx1 - gx0) / res)))
-    height = max(1, int(round((gy1 - gy0) / res)))
-    return Grid(target_crs, Affine(res, 0.0, gx0, 0.0, -res, gy1), width, height)
+    crs = projected_crs(target_crs or centre_utm((xmin, ymin, xmax, ymax), extent_crs), "the UTM zone of the extent")
+    return snap_grid(transform_bounds((xmin, ymin, xmax, ymax), extent_crs, crs), crs, resolution_m)
 
 
 def check_size(grid: Grid, max_pixels: int, bands: int = 64) -> None:
@@ -220,26 +225,19 @@ def check_size(grid: Grid, max_pixels: int, bands: int = 64) -> None:
         )
 
 
-def grid_of_raster(path: str) -> Grid:
-    """The north-up grid of a raster file (a bottom-up file gets the same area north-up)."""
-    import rasterio
-    from affine import Affine as _Affine
-
-    with rasterio.open(path) as ds:
-        t = ds.transform
-        if ds.crs is None:
-            raise EmbeddingsError(f"The raster {path} has no coordinate reference system.")
-        if t.b or t.d:
-            raise EmbeddingsError(f"The raster {path} is rotated; warp it to a north-up grid first.")
-        crs = ds.crs.to_string()
-        if t.e > 0:  # bottom-up: same pixels, described from the top
-            t = _Affine(t.a, 0.0, t.c, 0.0, -t.e, t.f + t.e * ds.height)
-        if abs(abs(t.a) - abs(t.e)) > 1e-9 * abs(t.a):
-            raise EmbeddingsError(f"The raster {path} has non-square pixels; warp it to square pixels first.")
-        return Grid(crs, t, ds.width, ds.height)
+def north_up_grid(crs: str, transform: Affine, width: int, height: int, label: str) -> Grid:
+    """The north-up grid of a raster (a bottom-up raster gets the same area described from the top)."""
+    t = transform
+    if t.b or t.d:
+        raise EmbeddingsError(f"The raster {label} is rotated; warp it to a north-up grid first.")
+    if t.e > 0:  # bottom-up: same pixels, described from the top
+        t = Affine(t.a, 0.0, t.c, 0.0, -t.e, t.f + t.e * height)
+    if abs(abs(t.a) - abs(t.e)) > 1e-9 * abs(t.a):
+        raise EmbeddingsError(f"The raster {label} has non-square pixels; warp it to square pixels first.")
+    return Grid(crs, t, width, height)
 
 
-def crop_grid(grid: Grid, extent, extent_crs: str) -> Grid:
+def crop_grid(grid: Grid, extent: Bounds, extent_crs: str) -> Grid:
     """The part of ``grid`` that covers ``extent`` (given in ``extent_crs``), on the same pixels.
 
     Edges snap outward to whole pixels of ``grid``; an extent that misses the grid is an error.
@@ -259,3 +257,31 @@ def crop_grid(grid: Grid, extent, extent_crs: str) -> Grid:
     r1 = min(grid.height, int(math.ceil((y0 - t.f) / t.e - eps)))
     c1, r1 = max(c1, c0 + 1), max(r1, r0 + 1)
     return Grid(grid.crs, grid.window_transform(Window(c0, r0, 0, 0)), c1 - c0, r1 - r0)
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """What the user asked for: an extent (in ``extent_crs``), a target CRS (None = the UTM
+    zone of the extent's centre), a resolution and a pixel limit."""
+
+    extent: Bounds | None = None
+    extent_crs: str | None = None
+    target_crs: str | None = None
+    resolution_m: float = 10.0
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+def resolve_grid(spec: GridSpec, native: Grid | None = None, alternative: str = "") -> Grid:
+    """The output grid: ``native`` (an input raster's own grid) cropped to the extent if one is
+    given, else the snapped grid of the extent; refused above the pixel limit.
+
+    ``alternative`` completes the sentence for a missing extent (", or two embedding rasters").
+    """
+    if native is not None:
+        grid = native if spec.extent is None else crop_grid(native, spec.extent, spec.extent_crs or native.crs)
+    else:
+        if spec.extent is None:
+            raise EmbeddingsError(f"Choose an extent to map (for example the map canvas extent){alternative}.")
+        grid = grid_for_extent(spec.extent, spec.extent_crs or "EPSG:4326", spec.target_crs, spec.resolution_m)
+    check_size(grid, spec.max_pixels)
+    return grid

@@ -10,20 +10,24 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from .arrays import Array
 from .errors import EmbeddingsError
-from .grid import Grid, crs_from
+from .grid import Grid, Window, crs_from
 from .quant import FORMULA, NODATA
 
-_ZSTD = None
+_ZSTD: bool | None = None
 
 
 def _zstd_or_deflate() -> str:
     """ZSTD when this GDAL build writes it, else DEFLATE."""
     global _ZSTD
     if _ZSTD is None:
-        import numpy as np
         from rasterio.io import MemoryFile
 
         try:
@@ -37,13 +41,13 @@ def _zstd_or_deflate() -> str:
     return "ZSTD" if _ZSTD else "DEFLATE"
 
 
-def temp_path_for(path: str | os.PathLike) -> Path:
+def temp_path_for(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     return path.with_name(f".{path.stem}.partial-{uuid.uuid4().hex[:8]}{path.suffix or '.tif'}")
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike):
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it into place on success."""
     path = Path(path)
     if not path.parent.exists():
@@ -68,9 +72,9 @@ def _remove_with_sidecars(path: Path, only_sidecars: bool = False) -> None:
             p.unlink()
 
 
-def geotiff_profile(grid: Grid, count: int, dtype: str, nodata, block: int = 512) -> dict:
+def geotiff_profile(grid: Grid, count: int, dtype: str, nodata: float) -> dict[str, Any]:
     tiled = grid.width >= 16 and grid.height >= 16
-    profile = {
+    profile: dict[str, Any] = {
         "driver": "GTiff",
         "width": grid.width,
         "height": grid.height,
@@ -94,8 +98,26 @@ def geotiff_profile(grid: Grid, count: int, dtype: str, nodata, block: int = 512
     return profile
 
 
+class RasterWriter:
+    """An output GeoTIFF being written: blocks go in by window of the output grid."""
+
+    def __init__(self, ds: Any):
+        self._ds = ds
+
+    def write(self, data: Array, window: Window) -> None:
+        """``data`` (bands, h, w) into ``window``."""
+        from rasterio.windows import Window as RioWindow
+
+        self._ds.write(data, window=RioWindow(window.col_off, window.row_off, window.width, window.height))
+
+    def update_tags(self, **tags: str) -> None:
+        self._ds.update_tags(**tags)
+
+
 @contextlib.contextmanager
-def _open_output(path, grid: Grid, band_names, dtype: str, nodata, tags: dict):
+def _open_output(
+    path: str, grid: Grid, band_names: Sequence[str], dtype: str, nodata: float, tags: dict[str, str]
+) -> Iterator[RasterWriter]:
     """A GeoTIFF with named bands and tags, under a temporary name until the block exits."""
     import rasterio
 
@@ -110,20 +132,28 @@ def _open_output(path, grid: Grid, band_names, dtype: str, nodata, tags: dict):
                 ds.set_band_description(i, name)
             if tags:
                 ds.update_tags(**tags)
-            yield ds
+            yield RasterWriter(ds)
 
 
-def open_embedding_output(path, grid: Grid, band_names, tags: dict | None = None):
+def open_embedding_output(
+    path: str, grid: Grid, band_names: Sequence[str], tags: dict[str, str] | None = None
+) -> contextlib.AbstractContextManager[RasterWriter]:
     """A 64-band (or N-band) int8 GeoTIFF with AEF quantisation, written atomically."""
     return _open_output(path, grid, band_names, "int8", NODATA, {"AEF_QUANTIZATION": FORMULA, **(tags or {})})
 
 
-def open_float_output(path, grid: Grid, band_names=("value",), nodata: float = -9999.0, tags: dict | None = None):
+def open_float_output(
+    path: str,
+    grid: Grid,
+    band_names: Sequence[str] = ("value",),
+    nodata: float = -9999.0,
+    tags: dict[str, str] | None = None,
+) -> contextlib.AbstractContextManager[RasterWriter]:
     """A float32 GeoTIFF written atomically."""
     return _open_output(path, grid, band_names, "float32", nodata, tags or {})
 
 
-def write_signed_view_vrt(tif_path, vrt_path=None) -> str:
+def write_signed_view_vrt(tif_path: str | os.PathLike[str], vrt_path: str | os.PathLike[str] | None = None) -> str:
     """A VRT beside an int8 GeoTIFF that shows its codes as signed Int16.
 
     GDAL before 3.7 has no Int8 type: it reads int8 files as Byte, and QGIS then shows
@@ -170,11 +200,3 @@ def write_signed_view_vrt(tif_path, vrt_path=None) -> str:
     with atomic_path(vrt_path) as tmp:
         Path(tmp).write_text(xml)
     return str(vrt_path)
-
-
-def gdal_has_int8() -> bool:
-    """True when this GDAL (3.7+) has a real Int8 type."""
-    import rasterio
-
-    major, minor = (int(p) for p in rasterio.__gdal_version__.split(".")[:2])
-    return (major, minor) >= (3, 7)

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .geometry import Geometry, all_xy, geojson_to_wkt, polygon_area
 from .progress import Progress
 
 
 @dataclass
 class Area:
-    geometry: dict  # GeoJSON geometry in the raster's CRS
+    geometry: Geometry  # GeoJSON geometry in the raster's CRS
     area_m2: float
     pixel_count: int
     mean: float
@@ -28,37 +29,6 @@ class Area:
     @property
     def wkt(self) -> str:
         return geojson_to_wkt(self.geometry)
-
-
-def _ring_area(ring) -> float:
-    xs = np.asarray([p[0] for p in ring])
-    ys = np.asarray([p[1] for p in ring])
-    return 0.5 * abs(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1)))
-
-
-def polygon_area(geom: dict) -> float:
-    """Planar area of a GeoJSON Polygon/MultiPolygon (in the CRS's units squared)."""
-    polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
-    total = 0.0
-    for rings in polys:
-        total += _ring_area(rings[0]) - sum(_ring_area(r) for r in rings[1:])
-    return total
-
-
-def geojson_to_wkt(geom: dict) -> str:
-    def ring(r):
-        return "(" + ", ".join(f"{x!r} {y!r}" for x, y in r) + ")"
-
-    if geom["type"] == "Polygon":
-        return "POLYGON (" + ", ".join(ring(r) for r in geom["coordinates"]) + ")"
-    if geom["type"] == "MultiPolygon":
-        return (
-            "MULTIPOLYGON (" + ", ".join("(" + ", ".join(ring(r) for r in p) + ")" for p in geom["coordinates"]) + ")"
-        )
-    if geom["type"] == "Point":
-        x, y = geom["coordinates"][:2]
-        return f"POINT ({x!r} {y!r})"
-    raise ValueError(f"unsupported geometry {geom['type']}")
 
 
 def areas_above(
@@ -130,7 +100,7 @@ def areas_above(
             if i % 50 == 0:
                 progress.check_cancelled()
                 progress.set_progress(40.0 + 60.0 * i / max(len(shapes), 1))
-            xs, ys = zip(*[p for ring in geom["coordinates"] for p in ring])
+            xs, ys = zip(*all_xy(geom["coordinates"]))
             win = from_bounds(min(xs), min(ys), max(xs), max(ys), transform).round_offsets().round_lengths()
             win = win.intersection(Window(0, 0, src.width, src.height))
             values = src.read(band, window=win)

@@ -54,13 +54,3 @@ class SubProgress(Progress):
 
     def warning(self, message: str) -> None:
         self.parent.warning(message)
-
-
-class PrintProgress(Progress):
-    """Progress for scripts: messages to stdout."""
-
-    def info(self, message: str) -> None:
-        print(message)
-
-    def warning(self, message: str) -> None:
-        print(f"WARNING: {message}")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arrays import Array
+
 NODATA = -128
 FORMULA = "value = sign(q) * (q / 127.5) ** 2 for int8 code q in -127..127; -128 = no-data"
 
 
-def _build_lut() -> np.ndarray:
+def _build_lut() -> Array:
     # Indexed by the code's bit pattern as uint8, so that ``LUT[codes.view(np.uint8)]``
     # de-quantizes a whole array in one gather. No-data maps to NaN: masking is explicit.
     codes = np.arange(256, dtype=np.int16)
@@ -21,7 +23,7 @@ def _build_lut() -> np.ndarray:
     q = codes.astype(np.float64)
     lut = np.sign(q) * (q / 127.5) ** 2
     lut[codes == NODATA] = np.nan
-    return lut.astype(np.float32)
+    return np.asarray(lut, dtype=np.float32)
 
 
 LUT = _build_lut()
@@ -33,7 +35,7 @@ LUT_ZERO = np.nan_to_num(LUT, nan=0.0)
 LUT_ZERO.setflags(write=False)
 
 
-def dequantize(codes: np.ndarray, nodata_value: float = np.nan) -> np.ndarray:
+def dequantize(codes: Array, nodata_value: float = np.nan) -> Array:
     """float32 values for int8 codes; no-data becomes ``nodata_value`` (NaN by default)."""
     codes = np.asarray(codes)
     if codes.dtype != np.int8:
@@ -42,7 +44,7 @@ def dequantize(codes: np.ndarray, nodata_value: float = np.nan) -> np.ndarray:
     return table[codes.view(np.uint8)]
 
 
-def quantize(values: np.ndarray) -> np.ndarray:
+def quantize(values: Array) -> Array:
     """int8 codes for values in [-1, 1]; NaN becomes no-data.
 
     The inverse of ``dequantize`` on exact code values: ``quantize(dequantize(q)) == q``.
@@ -53,13 +55,13 @@ def quantize(values: np.ndarray) -> np.ndarray:
     q = np.sign(clean) * np.sqrt(np.abs(clean)) * 127.5
     q = np.clip(np.rint(q), -127, 127).astype(np.int8)
     q[bad] = NODATA
-    return q
+    return np.asarray(q)
 
 
-def renormalise(vectors: np.ndarray, axis: int = 0) -> np.ndarray:
+def renormalise(vectors: Array, axis: int = 0) -> Array:
     """Unit-length vectors along ``axis``; zero or NaN vectors become NaN."""
     norm = np.sqrt(np.sum(vectors * vectors, axis=axis, keepdims=True))
     with np.errstate(invalid="ignore", divide="ignore"):
         out = vectors / norm
     out[~np.isfinite(out)] = np.nan
-    return out
+    return np.asarray(out)

@@ -13,6 +13,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import EmbeddingsError
 from .progress import Progress
@@ -71,7 +72,7 @@ def gdal_http_options() -> dict[str, str]:
     }
 
 
-def _session():
+def _session() -> Any:
     try:
         import requests
         from requests.adapters import HTTPAdapter
@@ -172,7 +173,17 @@ class _BrokenDownload(Exception):
     pass
 
 
-def _download(session, url, headers, meta, target, meta_path, cache, key, progress) -> CachedFile:
+def _download(
+    session: Any,
+    url: str,
+    headers: dict[str, str],
+    meta: dict[str, Any],
+    target: Path,
+    meta_path: Path,
+    cache: Path,
+    key: str,
+    progress: Progress,
+) -> CachedFile:
     import requests
 
     try:

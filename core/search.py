@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from .arrays import Array
 from .progress import Progress
 
 # faiss and NumPy add up 64 products in different orders: scores differ by ~1e-6. A faiss
@@ -32,7 +34,7 @@ FAISS_TOLERANCE = 1e-4
 MAX_CANDIDATES = 2_000_000
 
 
-def load_faiss():
+def load_faiss() -> Any:
     """The faiss module, or None when it is not importable (it is optional)."""
     try:
         import faiss
@@ -66,7 +68,7 @@ class Place:
     score: float
 
 
-def _rank(ids: np.ndarray, scores: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+def _rank(ids: Array, scores: Array, limit: int) -> tuple[Array, Array]:
     """The ``limit`` best (score descending, then id ascending) of ids/scores, in that order."""
     if ids.size > limit:
         # Everything tied with the limit-th score is kept before ordering, so the cut is by id.
@@ -93,7 +95,7 @@ class TopKSearch:
         k: int,
         separation_px: float,
         width: int,
-        queries: np.ndarray | None = None,
+        queries: Array | None = None,
         use_faiss: bool | None = None,
         progress: Progress | None = None,
     ):
@@ -102,7 +104,7 @@ class TopKSearch:
         self.width = int(width)
         self.queries = None if queries is None else np.ascontiguousarray(queries, dtype=np.float32)
         self.progress = progress or Progress()
-        self.faiss = load_faiss() if use_faiss in (None, True) else None
+        self.faiss: Any = load_faiss() if use_faiss in (None, True) else None
         if self.queries is not None and self.faiss is None and use_faiss is None:
             self.progress.info(
                 "faiss is not installed: the top-k search uses NumPy instead (same places, slower on large extents)."
@@ -122,7 +124,7 @@ class TopKSearch:
     def method(self) -> str:
         return "faiss" if (self.faiss is not None and self.queries is not None) else "numpy"
 
-    def add_block(self, ids: np.ndarray, scores: np.ndarray, vectors: np.ndarray | None = None) -> None:
+    def add_block(self, ids: Array, scores: Array, vectors: Array | None = None) -> None:
         """One block: global pixel ids (row * width + col), exact scores, unit vectors (n, bands)."""
         if self.k <= 0 or ids.size == 0:
             return
@@ -134,7 +136,7 @@ class TopKSearch:
             np.concatenate([self.pool_ids, ids]), np.concatenate([self.pool_scores, scores]), self.m
         )
 
-    def _faiss_candidates(self, vectors: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    def _faiss_candidates(self, vectors: Array, scores: Array) -> Array:
         """Local indices of a superset of the block's top M, bounded with faiss inner products.
 
         faiss finds each query's M-th best inner product over the block's vectors (the flat

@@ -21,41 +21,66 @@ input raster, the raster's own pixels.
 
 from __future__ import annotations
 
-import contextlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import EmbeddingsError
-from .grid import DEFAULT_MAX_PIXELS, Grid, Window, check_size, crop_grid, grid_for_extent, grid_of_raster, transformer
-from .grid import utm_epsg as _utm_epsg
-from .load import open_source, rio_window
+from .arrays import Array
+from .block import CHUNK_PIXELS, Block
+from .errors import EmbeddingsError, NoCoverage
+from .geometry import POINT_TYPES, POLYGON_TYPES, Geometry, all_xy, bounds, centroid, transform_geometry
+from .grid import DEFAULT_BLOCK, Grid, GridSpec, transformer
 from .output import open_float_output
+from .pipeline import reading, stream, windows_for
 from .polygons import Area, areas_above
 from .progress import Progress
-from .quant import LUT
-from .reader import Block, EmbeddingSource, MosaicReader, RasterSource
 from .search import Place, TopKSearch
+from .source import EmbeddingSource, SourceSpec, open_on_grid
+from .stats import StreamingHistogram
 
 NODATA_SCORE = -9999.0
-# Pixels per run of the block kernel: (bands x run) float32 stays in cache.
-CHUNK_PIXELS = 16384
 AGGREGATES = ("mean", "max")
-# Streaming histogram of scores for the style's robust minimum: scores lie in [-2, 2].
-HIST_RANGE = (-2.0, 2.0)
-HIST_BINS = 4000
-LOW_PERCENTILE = 2.0
+LOW_PERCENTILE = 2.0  # the style's robust minimum
 
 
-@dataclass
+@dataclass(frozen=True)
 class Exemplar:
-    """An example place: a GeoJSON Point/MultiPoint/Polygon/MultiPolygon in ``crs``, and a label
-    that names it in messages (e.g. "feature 3 ('field A')")."""
+    """An example place: a GeoJSON Point/MultiPoint/Polygon/MultiPolygon in ``crs``, a label
+    that names it in messages (e.g. "feature 3 ('field A')"), and its kind ("exemplar", or
+    "negative" for a place that must score low)."""
 
-    geometry: dict
+    geometry: Geometry
     crs: str
     label: str
+    kind: str = "exemplar"
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind} {self.label}"
+
+
+@dataclass(frozen=True)
+class SimilarityRequest:
+    """Score every pixel of the grid against the exemplars, find the top places and the areas.
+
+    ``source`` is a collection year or an input raster (its own grid, cropped to the extent if
+    one is given); ``top_k`` 0 = no search; ``threshold`` None = no areas; ``use_faiss`` None =
+    faiss when importable.
+    """
+
+    exemplars: Sequence[Exemplar]
+    output: str
+    source: SourceSpec = SourceSpec()
+    grid: GridSpec = GridSpec()
+    negatives: Sequence[Exemplar] = ()
+    aggregate: str = "mean"
+    top_k: int = 0
+    min_separation_m: float = 100.0
+    threshold: float | None = None
+    use_faiss: bool | None = None
+    block_size: int = DEFAULT_BLOCK
 
 
 @dataclass
@@ -81,219 +106,116 @@ class SimilarityResult:
     valid_pixels: int
     score_low: float  # the LOW_PERCENTILE percentile of valid scores (style minimum)
     score_max: float
-    top: list = field(default_factory=list)  # TopPlace, best first
-    areas: list = field(default_factory=list)  # polygons.Area, largest first
+    top: list[TopPlace] = field(default_factory=list)  # best first
+    areas: list[Area] = field(default_factory=list)  # largest first
     search_method: str = ""
-
-
-# ----------------------------------------------------------------------------- geometry
-
-
-def _map_coords(coords, fn):
-    if isinstance(coords[0], (int, float)):
-        return fn(coords)
-    return [_map_coords(c, fn) for c in coords]
-
-
-def transform_geometry(geom: dict, src: str, dst: str) -> dict:
-    """A GeoJSON geometry with its coordinates transformed from ``src`` to ``dst``."""
-    tr = transformer(src, dst)
-
-    def move(xy):
-        x, y = tr.transform(xy[0], xy[1])
-        return [float(x), float(y)]
-
-    return {"type": geom["type"], "coordinates": _map_coords(geom["coordinates"], move)}
-
-
-def _all_xy(coords) -> list:
-    if isinstance(coords[0], (int, float)):
-        return [coords]
-    return [p for c in coords for p in _all_xy(c)]
-
-
-def _ring_centroid(ring) -> tuple[float, float, float]:
-    """(signed area, cx, cy) of a closed ring (shoelace)."""
-    xs = np.asarray([p[0] for p in ring], dtype=np.float64)
-    ys = np.asarray([p[1] for p in ring], dtype=np.float64)
-    x0, y0 = xs.mean(), ys.mean()  # shift for numerical stability with UTM coordinates
-    xs, ys = xs - x0, ys - y0
-    cross = xs * np.roll(ys, -1) - np.roll(xs, -1) * ys
-    a = cross.sum() / 2.0
-    if abs(a) < 1e-12:
-        return 0.0, x0 + xs.mean(), y0 + ys.mean()
-    cx = ((xs + np.roll(xs, -1)) * cross).sum() / (6.0 * a)
-    cy = ((ys + np.roll(ys, -1)) * cross).sum() / (6.0 * a)
-    return a, x0 + cx, y0 + cy
-
-
-def centroid(geom: dict) -> tuple[float, float]:
-    """Area-weighted centroid of a (Multi)Polygon; mean of the points of a (Multi)Point."""
-    t = geom["type"]
-    if t in ("Point", "MultiPoint"):
-        pts = np.asarray(_all_xy(geom["coordinates"]), dtype=np.float64)
-        return float(pts[:, 0].mean()), float(pts[:, 1].mean())
-    polys = [geom["coordinates"]] if t == "Polygon" else geom["coordinates"]
-    total = sx = sy = 0.0
-    for rings in polys:
-        for i, ring in enumerate(rings):
-            a, cx, cy = _ring_centroid(ring)
-            a = abs(a) if i == 0 else -abs(a)  # holes subtract
-            total += a
-            sx += a * cx
-            sy += a * cy
-    if abs(total) < 1e-12:
-        pts = np.asarray(_all_xy(geom["coordinates"]), dtype=np.float64)
-        return float(pts[:, 0].mean()), float(pts[:, 1].mean())
-    return sx / total, sy / total
 
 
 # ----------------------------------------------------------------------------- exemplars
 
 
-def _local_grid(source: EmbeddingSource, bounds, crs: str) -> Grid | None:
-    """The pixels to read around bounds in ``crs``: the input raster's own, or native UTM 10 m.
+class _Sum:
+    """The running sum of an exemplar's de-quantized pixels."""
 
-    ``crs`` is the raster's CRS for an input raster, else a UTM zone. None: off the raster.
-    """
-    x0, y0, x1, y1 = bounds
-    if isinstance(source, RasterSource):
-        full = grid_of_raster(source.path)
-        pad = full.resolution * 1e-4
-        try:
-            return crop_grid(full, (x0 - pad, y0 - pad, x1 + pad, y1 + pad), crs)
-        except EmbeddingsError:
-            return None
-    return grid_for_extent((x0 - 1e-3, y0 - 1e-3, x1 + 1e-3, y1 + 1e-3), crs, crs, 10.0)
+    def __init__(self) -> None:
+        self.total: Array | None = None
+        self.count = 0
+
+    def add(self, values: Array, count: int) -> None:
+        self.total = values if self.total is None else self.total + values
+        self.count += count
 
 
-def _grid_crs_for(source: EmbeddingSource, geom: dict, crs: str) -> str:
-    if isinstance(source, RasterSource):
-        return grid_of_raster(source.path).crs
-    cx, cy = centroid(geom)
-    lon, lat = transformer(crs, "EPSG:4326").transform(cx, cy)
-    if not (math.isfinite(lon) and math.isfinite(lat)):
-        raise EmbeddingsError("An exemplar cannot be placed on Earth; check the exemplar layer's CRS.")
-    return _utm_epsg(lon, lat)
+def _add_pixel(source: EmbeddingSource, exemplar: Exemplar, x: float, y: float, crs: str, acc: _Sum) -> None:
+    read = source.pixel_at(x, y, crs)
+    if read is None:
+        raise EmbeddingsError(_outside(source, exemplar))
+    if not read[1]:
+        raise EmbeddingsError(_on_nodata(source, exemplar))
+    acc.add(read[0].astype(np.float64), 1)
 
 
-@contextlib.contextmanager
-def _reading(source: EmbeddingSource, grid: Grid | None, progress: Progress):
-    """A reader of a small grid, or None when no embeddings cover it."""
-    if grid is None:
-        yield None
-        return
-    reader = MosaicReader(source, grid, progress)
-    try:
-        reader.__enter__()
-    except EmbeddingsError as exc:
-        if "No embeddings cover" not in str(exc):
-            raise
-        yield None
-        return
-    try:
-        yield reader
-    finally:
-        reader.__exit__(None, None, None)
+def _outside(source: EmbeddingSource, exemplar: Exemplar) -> str:
+    return f"The {exemplar.name} lies outside the coverage of {source.label}; move it onto the embeddings or remove it."
 
 
-def _pixel_at(source: EmbeddingSource, x: float, y: float, crs: str, progress: Progress):
-    """(values (bands,), valid) of the pixel under a point, or None when nothing covers it."""
-    grid = _local_grid(source, (x, y, x, y), crs)
-    with _reading(source, grid, progress) as reader:
-        if reader is None:
-            return None
-        row, col = grid.index_of(x, y)
-        row, col = min(max(row, 0), grid.height - 1), min(max(col, 0), grid.width - 1)
-        block = reader.read(Window(col, row, 1, 1))
-    return block.values()[:, 0, 0], bool(block.valid[0, 0])
+def _on_nodata(source: EmbeddingSource, exemplar: Exemplar) -> str:
+    return f"The {exemplar.name} falls on no-data in {source.label}; move it onto a place with embeddings or remove it."
 
 
-def exemplar_vector(source: EmbeddingSource, exemplar: Exemplar, progress: Progress | None = None) -> np.ndarray:
-    """The unit vector (bands,) of one exemplar; an error that names it when it has no data."""
+def _add_polygon(source: EmbeddingSource, exemplar: Exemplar, local: Geometry, crs: str, acc: _Sum) -> None:
+    """The pixels whose centres lie in the polygon, block by block (a large polygon costs one
+    block of memory); a polygon holding no pixel centre takes the pixel under its centroid."""
     from rasterio import features
 
-    progress = progress or Progress()
-    geom = exemplar.geometry
-    kind = geom.get("type") if isinstance(geom, dict) else None
-    if kind not in ("Point", "MultiPoint", "Polygon", "MultiPolygon"):
-        raise EmbeddingsError(
-            f"The exemplar {exemplar.label} is a {kind or 'missing'} geometry; exemplars must be points or polygons."
-        )
-    if not geom.get("coordinates"):
-        raise EmbeddingsError(f"The exemplar {exemplar.label} has an empty geometry; remove it or draw it again.")
-    gcrs = _grid_crs_for(source, geom, exemplar.crs)
-    local = transform_geometry(geom, exemplar.crs, gcrs)
-    pts = np.asarray(_all_xy(local["coordinates"]), dtype=np.float64)
-    if not np.isfinite(pts).all():
-        raise EmbeddingsError(f"The exemplar {exemplar.label} cannot be placed on Earth; check its layer's CRS.")
-    outside = (
-        f"The exemplar {exemplar.label} lies outside the coverage of {source.label}; "
-        "move it onto the embeddings or remove it."
-    )
-    nodata = (
-        f"The exemplar {exemplar.label} falls on no-data in {source.label}; "
-        "move it onto a place with embeddings or remove it."
-    )
-    total = None
-    count = 0
-    if kind in ("Point", "MultiPoint"):
-        for x, y in pts:
-            read = _pixel_at(source, x, y, gcrs, progress)
-            if read is None:
-                raise EmbeddingsError(outside)
-            if not read[1]:
-                raise EmbeddingsError(nodata)
-            total = read[0].astype(np.float64) + (0.0 if total is None else total)
-            count += 1
-    else:
-        grid = _local_grid(source, (pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()), gcrs)
-        centres_inside = 0
-        with _reading(source, grid, progress) as reader:
-            if reader is None:
-                raise EmbeddingsError(outside)
-            # Block by block, so that a large polygon costs one block of memory.
-            for block in reader.blocks():
+    grid = source.grid_around(bounds(local), crs)
+    if grid is None:
+        raise EmbeddingsError(_outside(source, exemplar))
+    centres_inside = 0
+    try:
+        with reading([source], grid) as readers:
+            for _, (block,) in stream(readers, windows_for(grid, readers), Progress()):
                 inside = features.geometry_mask(
-                    [local],
-                    out_shape=block.valid.shape,
-                    transform=grid.window_transform(block.window),
-                    invert=True,
+                    [local], out_shape=block.valid.shape, transform=grid.window_transform(block.window), invert=True
                 )
                 centres_inside += int(inside.sum())
                 ok = inside & block.valid
                 if ok.any():
-                    part = block.values()[:, ok].astype(np.float64).sum(axis=1)
-                    total = part if total is None else total + part
-                    count += int(ok.sum())
-        if centres_inside == 0:
-            # Smaller than a pixel (no pixel centre inside): the pixel under the centroid.
-            cx, cy = centroid(local)
-            read = _pixel_at(source, cx, cy, gcrs, progress)
-            if read is None:
-                raise EmbeddingsError(outside)
-            if not read[1]:
-                raise EmbeddingsError(nodata)
-            total, count = read[0].astype(np.float64), 1
-        elif count == 0:
-            raise EmbeddingsError(nodata)
-    mean = total / count
+                    acc.add(block.values()[:, ok].astype(np.float64).sum(axis=1), int(ok.sum()))
+    except NoCoverage:
+        raise EmbeddingsError(_outside(source, exemplar)) from None
+    if centres_inside == 0:
+        cx, cy = centroid(local)
+        _add_pixel(source, exemplar, cx, cy, crs, acc)
+    elif acc.count == 0:
+        raise EmbeddingsError(_on_nodata(source, exemplar))
+
+
+def exemplar_vector(source: EmbeddingSource, exemplar: Exemplar) -> Array:
+    """The unit vector (bands,) of one exemplar; an error that names it when it has no data.
+
+    A point takes the pixel under it; a polygon the renormalised mean of the pixels whose
+    centres lie in it, read in the source's native pixels around the exemplar.
+    """
+    geom = exemplar.geometry
+    kind = geom.get("type") if isinstance(geom, dict) else None
+    if kind not in POINT_TYPES + POLYGON_TYPES:
+        raise EmbeddingsError(
+            f"The {exemplar.name} is a {kind or 'missing'} geometry; exemplars must be points or polygons."
+        )
+    if not geom.get("coordinates"):
+        raise EmbeddingsError(f"The {exemplar.name} has an empty geometry; remove it or draw it again.")
+    cx, cy = centroid(geom)
+    try:
+        crs = source.local_crs(cx, cy, exemplar.crs)
+    except EmbeddingsError:
+        raise EmbeddingsError(f"The {exemplar.name} cannot be placed on Earth; check its layer's CRS.") from None
+    local = transform_geometry(geom, exemplar.crs, crs)
+    pts = np.asarray(all_xy(local["coordinates"]), dtype=np.float64)
+    if not np.isfinite(pts).all():
+        raise EmbeddingsError(f"The {exemplar.name} cannot be placed on Earth; check its layer's CRS.")
+    acc = _Sum()
+    if kind in POINT_TYPES:
+        for x, y in pts:
+            _add_pixel(source, exemplar, float(x), float(y), crs, acc)
+    else:
+        _add_polygon(source, exemplar, local, crs, acc)
+    assert acc.total is not None
+    mean = acc.total / acc.count
     norm = np.linalg.norm(mean)
     if not np.isfinite(norm) or norm == 0:
-        raise EmbeddingsError(f"The exemplar {exemplar.label} has no usable embedding; move it or remove it.")
-    return (mean / norm).astype(np.float32)
+        raise EmbeddingsError(f"The {exemplar.name} has no usable embedding; move it or remove it.")
+    return np.asarray(mean / norm, dtype=np.float32)
 
 
-def exemplar_vectors(source: EmbeddingSource, exemplars, progress: Progress | None = None) -> np.ndarray:
+def exemplar_vectors(source: EmbeddingSource, exemplars: Sequence[Exemplar], progress: Progress | None = None) -> Array:
     """Unit vectors (n, bands) of exemplars, in order."""
     progress = progress or Progress()
     out = []
-    exemplars = list(exemplars)
     for i, ex in enumerate(exemplars):
         progress.check_cancelled()
-        out.append(
-            exemplar_vector(source, ex, progress.sub(100.0 * i / len(exemplars), 100.0 * (i + 1) / len(exemplars)))
-        )
+        out.append(exemplar_vector(source, ex))
+        progress.set_progress(100.0 * (i + 1) / len(exemplars))
     return np.asarray(out, dtype=np.float32)
 
 
@@ -303,7 +225,7 @@ def exemplar_vectors(source: EmbeddingSource, exemplars, progress: Progress | No
 class Scorer:
     """Scores of unit vectors against exemplars (and negatives) for one aggregate."""
 
-    def __init__(self, positives: np.ndarray, negatives: np.ndarray | None = None, aggregate: str = "mean"):
+    def __init__(self, positives: Array, negatives: Array | None = None, aggregate: str = "mean"):
         if aggregate not in AGGREGATES:
             raise EmbeddingsError(f"The aggregate must be one of {', '.join(AGGREGATES)}.")
         if positives is None or len(positives) == 0:
@@ -324,7 +246,7 @@ class Scorer:
         self.matrix = np.ascontiguousarray(self.matrix, dtype=np.float32)
 
     @property
-    def search_queries(self) -> np.ndarray | None:
+    def search_queries(self) -> Array | None:
         """Query vectors whose inner products bound the score (see search.TopKSearch), or None."""
         if self.aggregate == "mean":
             return self.matrix
@@ -332,20 +254,20 @@ class Scorer:
             return self.matrix
         return None
 
-    def scores(self, unit_vectors: np.ndarray) -> np.ndarray:
+    def scores(self, unit_vectors: Array) -> Array:
         """float32 scores (n,) of unit vectors (n, bands)."""
         return self._combine((unit_vectors @ self.matrix.T).T)
 
-    def _combine(self, s: np.ndarray) -> np.ndarray:
+    def _combine(self, s: Array) -> Array:
         """Scores (n,) from inner products (queries, n) with the matrix's rows."""
         if self.aggregate == "mean":
-            return s[0]
+            return np.asarray(s[0])
         pos = s[: self.n_pos].max(axis=0)
         if self.matrix.shape[0] > self.n_pos:
             pos = pos - s[self.n_pos :].max(axis=0)
-        return pos
+        return np.asarray(pos)
 
-    def block_scores(self, block: Block) -> np.ndarray:
+    def block_scores(self, block: Block) -> Array:
         """float32 (h, w) scores of a block's pixels, NaN where it has no data.
 
         The same scores as ``scores(block.unit_vectors())`` up to rounding, computed over
@@ -355,14 +277,13 @@ class Scorer:
         """
         h, w = block.valid.shape
         n = h * w
-        data = block.data.reshape(block.data.shape[0], n)
         valid = block.valid.ravel()
         out = np.full(n, np.nan, dtype=np.float32)
         for start in range(0, n, CHUNK_PIXELS):
             sl = slice(start, min(n, start + CHUNK_PIXELS))
             if not valid[sl].any():
                 continue
-            v = np.take(LUT, data[:, sl].view(np.uint8)) if block.quantised else data[:, sl].astype(np.float32)
+            v = block.chunk_values(sl)
             norm = np.sqrt(np.einsum("bn,bn->n", v, v))
             # A zero vector keeps a zero score, as unit_vectors leaves it zero.
             norm[norm == 0] = 1.0
@@ -373,143 +294,134 @@ class Scorer:
         return out.reshape(h, w)
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
+def _unit(v: Array) -> Array:
     n = float(np.linalg.norm(v))
     if not math.isfinite(n) or n == 0:
         raise EmbeddingsError("The exemplars cancel out (their mean is zero); choose other exemplars.")
     return v / n
 
 
-def _percentile_from_hist(hist: np.ndarray, percent: float) -> float:
-    total = hist.sum()
-    if total == 0:
-        return float("nan")
-    edges = np.linspace(*HIST_RANGE, HIST_BINS + 1)
-    cum = np.cumsum(hist)
-    i = int(np.searchsorted(cum, total * percent / 100.0, side="left"))
-    return float(edges[min(i, HIST_BINS - 1)])
-
-
 # ----------------------------------------------------------------------------- main entry
 
 
-def similarity_map(
-    exemplars,
-    output: str,
-    source: str | None = None,
-    year: int | None = None,
-    input_path: str | None = None,
-    extent=None,
-    extent_crs: str | None = None,
-    target_crs: str | None = None,
-    resolution_m: float = 10.0,
-    negatives=(),
-    aggregate: str = "mean",
-    top_k: int = 0,
-    min_separation_m: float = 100.0,
-    threshold: float | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    use_faiss: bool | None = None,
-    block_size: int | None = None,
-    progress: Progress | None = None,
-) -> SimilarityResult:
-    """Write the similarity heatmap of an extent to ``output`` (float32 GeoTIFF) and find places.
+def _check(request: SimilarityRequest) -> None:
+    if not request.exemplars:
+        raise EmbeddingsError("Give at least one exemplar (a point or a polygon).")
+    if request.aggregate not in AGGREGATES:
+        raise EmbeddingsError(f"The aggregate must be one of {', '.join(AGGREGATES)}.")
+    if request.top_k < 0 or request.min_separation_m < 0:
+        raise EmbeddingsError("The number of top places and the minimum separation cannot be negative.")
 
-    The grid is the extent's (``grid_for_extent``) for a collection, or the input raster's
-    own, cropped to ``extent`` if one is given. Exemplars and negatives (``Exemplar``) are
-    read wherever they lie. ``top_k`` > 0 finds the best places at least
-    ``min_separation_m`` apart (in the grid's CRS units); ``threshold`` gives the areas
-    above it. Memory holds one block of embeddings plus the top-k candidates.
+
+def _scorer(src: EmbeddingSource, request: SimilarityRequest, progress: Progress) -> Scorer:
+    n_pos, n_all = len(request.exemplars), len(request.exemplars) + len(request.negatives)
+    positives = exemplar_vectors(src, request.exemplars, progress.sub(0, 100 * n_pos / n_all))
+    negatives = (
+        exemplar_vectors(src, request.negatives, progress.sub(100 * n_pos / n_all, 100)) if request.negatives else None
+    )
+    if negatives is not None and request.aggregate == "max":
+        progress.info(
+            "The maximum with negatives is not an inner product: the top-k candidates come from "
+            "each block's scores with NumPy."
+        )
+    return Scorer(positives, negatives, request.aggregate)
+
+
+@dataclass
+class _Heatmap:
+    """What the scoring pass accumulates besides the raster."""
+
+    hist: StreamingHistogram = field(default_factory=lambda: StreamingHistogram(-2.0, 2.0))
+    score_max: float = -math.inf
+
+    @property
+    def valid_pixels(self) -> int:
+        return self.hist.total
+
+
+def _score_block(block: Block, scorer: Scorer, grid: Grid, heat: _Heatmap, search: TopKSearch | None) -> Array:
+    """The block's scores for the raster (no-data -9999), added to the summary and the search."""
+    w = block.window
+    out = np.full(w.shape, NODATA_SCORE, dtype=np.float32)
+    if not block.valid.any():
+        return out
+    scores = scorer.block_scores(block)[block.valid]
+    out[block.valid] = scores
+    heat.hist.add(scores)
+    heat.score_max = max(heat.score_max, float(scores.max()))
+    if search is not None:
+        rr, cc = np.nonzero(block.valid)
+        ids = (rr + w.row_off).astype(np.int64) * grid.width + (cc + w.col_off)
+        # Only faiss needs the vectors (as rows) to bound the candidates.
+        vectors = block.unit_vectors() if search.method == "faiss" and ids.size > search.m else None
+        search.add_block(ids, scores, vectors)
+    return out
+
+
+def _tags(src: EmbeddingSource, request: SimilarityRequest) -> dict[str, str]:
+    return {
+        "SIMILARITY_SOURCE": src.label,
+        "SIMILARITY_AGGREGATE": request.aggregate,
+        "SIMILARITY_EXEMPLARS": str(len(request.exemplars)),
+        "SIMILARITY_NEGATIVES": str(len(request.negatives)),
+        "SIMILARITY_SCORE": "cos(x, positives) - cos(x, negatives)" if request.negatives else "cos(x, positives)",
+    }
+
+
+def similarity_map(request: SimilarityRequest, progress: Progress | None = None) -> SimilarityResult:
+    """Write the similarity heatmap of an extent (float32 GeoTIFF) and find places.
+
+    The grid is the extent's for a collection, or the input raster's own, cropped to the
+    extent if one is given. Exemplars and negatives are read wherever they lie. ``top_k`` > 0
+    finds the best places at least ``min_separation_m`` apart (in the grid's CRS units);
+    ``threshold`` gives the areas above it. Memory holds one block of embeddings plus the
+    top-k candidates.
     """
     progress = progress or Progress()
-    exemplars = list(exemplars)
-    negatives = list(negatives or ())
-    if not exemplars:
-        raise EmbeddingsError("Give at least one exemplar (a point or a polygon).")
-    if aggregate not in AGGREGATES:
-        raise EmbeddingsError(f"The aggregate must be one of {', '.join(AGGREGATES)}.")
-    if top_k < 0 or min_separation_m < 0:
-        raise EmbeddingsError("The number of top places and the minimum separation cannot be negative.")
-    if input_path:
-        grid = grid_of_raster(input_path)
-        if extent is not None:
-            grid = crop_grid(grid, extent, extent_crs or grid.crs)
-    else:
-        if extent is None:
-            raise EmbeddingsError("Choose an extent to map (for example the map canvas extent).")
-        grid = grid_for_extent(extent, extent_crs, target_crs, resolution_m)
-    check_size(grid, max_pixels)
-
-    src = open_source(source, year, input_path, progress.sub(0, 2))
-    try:
-        n_ex = len(exemplars) + len(negatives)
-        positives = exemplar_vectors(src, exemplars, progress.sub(2, 2 + 6 * len(exemplars) / n_ex))
-        neg = exemplar_vectors(src, negatives, progress.sub(2 + 6 * len(exemplars) / n_ex, 8)) if negatives else None
-        scorer = Scorer(positives, neg, aggregate)
-        if neg is not None and aggregate == "max":
-            progress.info(
-                "The maximum with negatives is not an inner product: the top-k candidates come from "
-                "each block's scores with NumPy."
-            )
+    _check(request)
+    heat_end = 90.0 if request.threshold is not None else 99.0
+    heat = _Heatmap()
+    src, grid = open_on_grid(request.source, request.grid, progress.sub(0, 2))
+    with src:
+        scorer = _scorer(src, request, progress.sub(2, 8))
         search = None
-        if top_k > 0:
+        if request.top_k > 0:
             search = TopKSearch(
-                top_k, min_separation_m / grid.resolution, grid.width, scorer.search_queries, use_faiss, progress
+                request.top_k,
+                request.min_separation_m / grid.resolution,
+                grid.width,
+                scorer.search_queries,
+                request.use_faiss,
+                progress,
             )
-        hist = np.zeros(HIST_BINS, dtype=np.int64)
-        score_max = -math.inf
-        valid_pixels = 0
-        heat_end = 90.0 if threshold is not None else 99.0
-        with MosaicReader(src, grid, progress.sub(8, heat_end)) as reader:
-            plan = reader.plan
-            progress.info(plan.describe())
-            tags = {
-                "SIMILARITY_SOURCE": src.label,
-                "SIMILARITY_AGGREGATE": aggregate,
-                "SIMILARITY_EXEMPLARS": str(len(exemplars)),
-                "SIMILARITY_NEGATIVES": str(len(negatives)),
-                "SIMILARITY_SCORE": "cos(x, positives) - cos(x, negatives)" if negatives else "cos(x, positives)",
-            }
-            with open_float_output(output, grid, ("similarity",), NODATA_SCORE, tags) as ds:
-                for block in reader.blocks(block_size):
-                    w = block.window
-                    out = np.full(w.shape, NODATA_SCORE, dtype=np.float32)
-                    if block.valid.any():
-                        scores = scorer.block_scores(block)[block.valid]
-                        out[block.valid] = scores
-                        valid_pixels += scores.size
-                        hist += np.histogram(scores, bins=HIST_BINS, range=HIST_RANGE)[0]
-                        score_max = max(score_max, float(scores.max()))
-                        if search is not None:
-                            rr, cc = np.nonzero(block.valid)
-                            ids = (rr + w.row_off).astype(np.int64) * grid.width + (cc + w.col_off)
-                            # Only faiss needs the vectors (as rows) to bound the candidates.
-                            vectors = block.unit_vectors() if search.method == "faiss" and ids.size > search.m else None
-                            search.add_block(ids, scores, vectors)
-                    ds.write(out[None], window=rio_window(w))
-                if valid_pixels == 0:
-                    raise EmbeddingsError(
-                        "The embeddings have no data anywhere in this extent; move the extent onto the coverage."
-                    )
-                score_low = _percentile_from_hist(hist, LOW_PERCENTILE)
-                ds.update_tags(SCORE_P2=f"{score_low:.6g}", SCORE_MAX=f"{score_max:.6g}")
-    finally:
-        src.close()
-
-    result = SimilarityResult(str(output), grid, valid_pixels, min(score_low, score_max), score_max)
+        with (
+            reading([src], grid) as readers,
+            open_float_output(request.output, grid, ("similarity",), NODATA_SCORE, _tags(src, request)) as out,
+        ):
+            progress.info(readers[0].plan.describe())
+            windows = windows_for(grid, readers, request.block_size)
+            for window, (block,) in stream(readers, windows, progress.sub(8, heat_end)):
+                out.write(_score_block(block, scorer, grid, heat, search)[None], window)
+            if heat.valid_pixels == 0:
+                raise EmbeddingsError(
+                    "The embeddings have no data anywhere in this extent; move the extent onto the coverage."
+                )
+            score_low = min(heat.hist.percentile(LOW_PERCENTILE), heat.score_max)
+            out.update_tags(SCORE_P2=f"{score_low:.6g}", SCORE_MAX=f"{heat.score_max:.6g}")
+    result = SimilarityResult(str(request.output), grid, heat.valid_pixels, score_low, heat.score_max)
     if search is not None:
         result.top = _to_top_places(search.places(), grid)
         result.search_method = search.method
         progress.info(
-            f"Top {len(result.top)} place(s) at least {min_separation_m:g} m apart, found with {search.method}."
+            f"Top {len(result.top)} place(s) at least {request.min_separation_m:g} m apart, found with {search.method}."
         )
-    if threshold is not None:
-        result.areas = areas_above(str(output), float(threshold), progress=progress.sub(heat_end, 100))
-        progress.info(f"{len(result.areas)} area(s) score above {threshold:g}.")
+    if request.threshold is not None:
+        result.areas = areas_above(str(request.output), float(request.threshold), progress=progress.sub(heat_end, 100))
+        progress.info(f"{len(result.areas)} area(s) score above {request.threshold:g}.")
     progress.set_progress(100.0)
     progress.info(
-        f"Wrote {grid.width} x {grid.height} pixels ({valid_pixels:,} with data); scores from "
-        f"{score_low:.3f} (p{LOW_PERCENTILE:g}) to {score_max:.3f}."
+        f"Wrote {grid.width} x {grid.height} pixels ({heat.valid_pixels:,} with data); scores from "
+        f"{score_low:.3f} (p{LOW_PERCENTILE:g}) to {heat.score_max:.3f}."
     )
     return result
 
@@ -524,17 +436,3 @@ def _to_top_places(places: list[Place], grid: Grid) -> list[TopPlace]:
         lon, lat = to_ll.transform(x, y)
         out.append(TopPlace(p.rank, p.score, float(x), float(y), float(lon), float(lat)))
     return out
-
-
-__all__ = [
-    "AGGREGATES",
-    "Area",
-    "Exemplar",
-    "NODATA_SCORE",
-    "Scorer",
-    "SimilarityResult",
-    "TopPlace",
-    "exemplar_vector",
-    "exemplar_vectors",
-    "similarity_map",
-]

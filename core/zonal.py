@@ -25,16 +25,33 @@ How the pixels are found and read:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from affine import Affine
 
+from .arrays import Array
+from .block import Block
 from .errors import EmbeddingsError, NoCoverage
-from .grid import DEFAULT_MAX_PIXELS, Grid, Window, crs_from, grid_of_raster, transformer, utm_epsg
+from .geometry import Geometry, as_geojson, polygon_centroid, polygons_bounds, polygons_of, transform_geometry
+from .grid import (
+    DEFAULT_MAX_PIXELS,
+    Bounds,
+    Grid,
+    Window,
+    centre_utm,
+    crs_from,
+    crs_name,
+    projected_crs,
+    same_crs,
+    snap_grid,
+)
 from .progress import Progress
 from .quant import LUT_ZERO
+from .reader import MosaicReader
+from .source import EmbeddingSource, SourceSpec, open_source
 
 BLOCK_PX = 512
 CHUNK_BLOCKS = 4
@@ -43,118 +60,36 @@ BAND_GROUP = 8
 _LUT64 = LUT_ZERO.astype(np.float64)
 
 
-# ----------------------------------------------------------------------------- geometry
+@dataclass(frozen=True)
+class ZonalRequest:
+    """Statistics of a source within polygons. ``zones`` are GeoJSON Polygon/MultiPolygon dicts
+    in ``zones_crs`` (repaired already); the result rows follow their order."""
+
+    source: SourceSpec
+    zones: Sequence[Geometry]
+    zones_crs: str
+    target_crs: str | None = None
+    resolution_m: float = 10.0
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    pca_components: int = 0
 
 
-def _polygons(geom: dict, index: int = 0) -> list:
-    """The polygons of a GeoJSON Polygon/MultiPolygon as lists of (n, 2) float64 rings."""
-    if hasattr(geom, "__geo_interface__"):
-        geom = geom.__geo_interface__
-    kind = geom.get("type") if isinstance(geom, dict) else None
-    if kind == "Polygon":
-        polys = [geom["coordinates"]]
-    elif kind == "MultiPolygon":
-        polys = geom["coordinates"]
-    else:
-        raise EmbeddingsError(f"Zone {index + 1} is a {kind or 'non-geometry'}, not a polygon; give polygon zones.")
-    out = []
-    for rings in polys:
-        arrs = [np.asarray(r, dtype=np.float64)[:, :2] for r in rings if len(r)]
-        if arrs and len(arrs[0]) >= 4:
-            out.append(arrs)
-    if not out:
-        raise EmbeddingsError(f"Zone {index + 1} has no polygon ring with at least 4 points; repair its geometry.")
-    return out
-
-
-def _ring_area_centroid(ring: np.ndarray, ox: float, oy: float) -> tuple[float, float, float]:
-    """Signed area and centroid of a ring, computed relative to (ox, oy) for precision."""
-    x = ring[:, 0] - ox
-    y = ring[:, 1] - oy
-    if x[0] != x[-1] or y[0] != y[-1]:
-        x = np.append(x, x[0])
-        y = np.append(y, y[0])
-    x, x1 = x[:-1], x[1:]
-    y, y1 = y[:-1], y[1:]
-    cross = x * y1 - x1 * y
-    a = cross.sum() / 2.0
-    if a == 0:
-        return 0.0, 0.0, 0.0
-    return a, float(((x + x1) * cross).sum() / (6.0 * a)), float(((y + y1) * cross).sum() / (6.0 * a))
-
-
-def polygon_centroid(polys: list) -> tuple[float, float]:
-    """Area-weighted centroid of polygons with holes; the mean vertex when the area is zero."""
-    ox, oy = polys[0][0][0]
-    total = cx = cy = 0.0
-    for rings in polys:
-        for k, ring in enumerate(rings):
-            a, rx, ry = _ring_area_centroid(ring, ox, oy)
-            w = abs(a) if k == 0 else -abs(a)  # holes subtract
-            total += w
-            cx += w * rx
-            cy += w * ry
-    if total <= 0 or not math.isfinite(total):
-        pts = np.concatenate([rings[0] for rings in polys])
-        return float(pts[:, 0].mean()), float(pts[:, 1].mean())
-    return ox + cx / total, oy + cy / total
-
-
-def _bounds(polys: list) -> tuple[float, float, float, float]:
-    pts = np.concatenate([rings[0] for rings in polys])
-    return float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max())
-
-
-def grid_over(bounds, crs: str, resolution_m: float, anchor: tuple[float, float] = (0.0, 0.0)) -> Grid:
-    """A north-up grid over ``bounds`` whose lines fall on ``anchor`` + multiples of the resolution."""
-    res = float(resolution_m)
-    if not res or res <= 0 or not math.isfinite(res):
-        raise EmbeddingsError("The resolution must be a positive number of metres (10 is the product's own).")
-    if crs_from(crs).is_geographic:
-        raise EmbeddingsError(
-            f"The CRS {crs} is geographic (degrees); choose a projected CRS in metres, or leave the target CRS "
-            "empty for the UTM zone of the zones."
-        )
-    ax, ay = anchor[0] % res, anchor[1] % res
-    xmin, ymin, xmax, ymax = bounds
-    eps = res * 1e-6
-    gx0 = math.floor((xmin - ax + eps) / res) * res + ax
-    gy0 = math.floor((ymin - ay + eps) / res) * res + ay
-    gx1 = math.ceil((xmax - ax - eps) / res) * res + ax
-    gy1 = math.ceil((ymax - ay - eps) / res) * res + ay
-    width = max(1, int(round((gx1 - gx0) / res)))
-    height = max(1, int(round((gy1 - gy0) / res)))
-    return Grid(crs, Affine(res, 0.0, gx0, 0.0, -res, gy0 + height * res), width, height)
-
-
-def zones_crs(
-    extent, extent_crs: str, target_crs: str | None = None, input_path: str | None = None
+def zones_frame(
+    source: EmbeddingSource, zones_bounds: Bounds, zones_crs: str, target_crs: str | None = None
 ) -> tuple[str, tuple[float, float]]:
     """The CRS to compute in and the grid anchor: ``target_crs`` if given, else the input
-    raster's own CRS and pixel lattice (no resampling), else the UTM zone of the zones' centre."""
+    raster's own CRS, else the UTM zone of the zones' centre; the anchor is the raster's pixel
+    lattice whenever the CRS is the raster's (so its pixels are read as they are)."""
+    native = source.native_grid()
     if target_crs:
-        crs = target_crs
-    elif input_path:
-        raster = grid_of_raster(input_path)
-        t = raster.transform
-        return raster.crs, (t.c, t.f)
+        crs = projected_crs(target_crs, "the UTM zone of the polygons")
+    elif native is not None and not crs_from(native.crs).is_geographic:
+        crs = native.crs
     else:
-        xmin, ymin, xmax, ymax = extent
-        lon, lat = transformer(extent_crs, "EPSG:4326").transform((xmin + xmax) / 2, (ymin + ymax) / 2)
-        if not (math.isfinite(lon) and math.isfinite(lat)):
-            raise EmbeddingsError("The centre of the zones cannot be placed on Earth; check the zones layer's CRS.")
-        crs = utm_epsg(lon, lat)
-    if input_path:
-        raster = grid_of_raster(input_path)
-        if crs_from(raster.crs) == crs_from(crs):
-            t = raster.transform
-            return crs, (t.c, t.f)
+        crs = centre_utm(zones_bounds, zones_crs, "the polygons")
+    if native is not None and same_crs(native.crs, crs):
+        return crs, (native.transform.c, native.transform.f)
     return crs, (0.0, 0.0)
-
-
-def _crs_label(crs: str) -> str:
-    auth = crs_from(crs).to_authority()
-    return f"{auth[0]}:{auth[1]}" if auth else crs_from(crs).name
 
 
 # ----------------------------------------------------------------------------- results
@@ -169,16 +104,37 @@ class ZonalStats:
     fraction of the variance of the zones' means that each component explains.
     """
 
-    band_names: list
-    pixel_count: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
-    pcs: np.ndarray | None
-    explained: np.ndarray | None
+    band_names: list[str]
+    pixel_count: Array
+    mean: Array
+    std: Array
+    pcs: Array | None
+    explained: Array | None
     empty_zones: int
     centroid_zones: int
     pixels_read: int
     grid: Grid
+
+    def spread(self, rows: Array, n: int) -> ZonalStats:
+        """The same results for ``n`` zones of which these were ``rows``; the others empty."""
+
+        def put(values: Array, fill: float) -> Array:
+            out = np.full((n, *values.shape[1:]), fill, values.dtype)
+            out[rows] = values
+            return out
+
+        return ZonalStats(
+            self.band_names,
+            put(self.pixel_count, 0),
+            put(self.mean, np.nan),
+            put(self.std, np.nan),
+            None if self.pcs is None else put(self.pcs, np.nan),
+            self.explained,
+            self.empty_zones + n - len(rows),
+            self.centroid_zones,
+            self.pixels_read,
+            self.grid,
+        )
 
 
 class _Acc:
@@ -191,21 +147,21 @@ class _Acc:
         self.squares = np.zeros(bands, np.float64)
         self.count = 0
         self.inside = 0
-        self.centroid = None  # de-quantized vector under the centroid, if valid
+        self.centroid: Array | None = None  # de-quantized vector under the centroid, if valid
 
 
 @dataclass
 class _Layout:
     """Zone windows on the grid and the blocks to read, in visiting order."""
 
-    windows: np.ndarray  # (n, 4) r0, r1, c0, c1 (end exclusive)
-    centroid_px: np.ndarray  # (n, 2) row, col
-    blocks: list  # [(chunk key, Window to read, zone indices)]
-    remaining: np.ndarray  # blocks left per zone
+    windows: Array  # (n, 4) r0, r1, c0, c1 (end exclusive)
+    centroid_px: Array  # (n, 2) row, col
+    blocks: list[tuple[int, Window, Array]]  # (chunk key, window to read, zone indices)
+    remaining: Array  # blocks left per zone
     pixels_read: int
 
 
-def _layout(grid: Grid, boxes: np.ndarray, centroids: np.ndarray, block_px: int, chunk_blocks: int) -> _Layout:
+def _layout(grid: Grid, boxes: Array, centroids: Array, block_px: int, chunk_blocks: int) -> _Layout:
     res = grid.resolution
     x0, y1 = grid.transform.c, grid.transform.f
     # Pixels whose centres fall in the zone's box (pixel-centre rule on the box).
@@ -267,9 +223,76 @@ def _layout(grid: Grid, boxes: np.ndarray, centroids: np.ndarray, block_px: int,
 # ----------------------------------------------------------------------------- computing
 
 
+class _Zones:
+    """The zones' geometries, their open accumulators and their results."""
+
+    def __init__(self, geoms: list[Geometry], lay: _Layout):
+        self.geoms = geoms
+        self.lay = lay
+        n = len(geoms)
+        self.remaining = lay.remaining.copy()
+        self.open: dict[int, _Acc] = {}
+        self.pixel_count = np.zeros(n, np.int64)
+        self.mean: Array | None = None
+        self.std: Array | None = None
+        self.band_names: list[str] | None = None
+        self.centroid_zones = 0
+
+    def start(self, reader: MosaicReader) -> None:
+        """Allocate the results once the band count is known (from the first reader)."""
+        if self.mean is None:
+            n, bands = len(self.geoms), reader.plan.bands
+            self.band_names = list(reader.plan.band_names)
+            self.mean = np.full((n, bands), np.nan, np.float32)
+            self.std = np.full((n, bands), np.nan, np.float32)
+
+    def acc(self, z: int, bands: int) -> _Acc:
+        acc = self.open.get(z)
+        if acc is None:
+            acc = self.open[z] = _Acc(bands)
+        return acc
+
+    def block_done(self, zs: Array) -> None:
+        """One block of these zones is done; zones with no block left are finished."""
+        for z in zs:
+            self.remaining[z] -= 1
+            if self.remaining[z] == 0:
+                self.finish(int(z))
+
+    def finish(self, z: int) -> None:
+        acc = self.open.pop(z, None)
+        if acc is None or self.mean is None or self.std is None:
+            return
+        if acc.inside == 0:
+            # No pixel centre inside (smaller than a pixel): the pixel under the centroid.
+            if acc.centroid is not None:
+                self.pixel_count[z] = 1
+                self.mean[z] = acc.centroid
+                self.std[z] = 0.0
+                self.centroid_zones += 1
+            return
+        if acc.count == 0:
+            return
+        m = acc.sums / acc.count
+        self.pixel_count[z] = acc.count
+        self.mean[z] = m
+        self.std[z] = np.sqrt(np.maximum(acc.squares / acc.count - m * m, 0.0))
+
+
+def _chunks(lay: _Layout) -> Iterator[list[tuple[int, Window, Array]]]:
+    """The layout's blocks, grouped by chunk (consecutive in the visiting order)."""
+    i, total = 0, len(lay.blocks)
+    while i < total:
+        j = i
+        while j < total and lay.blocks[j][0] == lay.blocks[i][0]:
+            j += 1
+        yield lay.blocks[i:j]
+        i = j
+
+
 def compute_zonal(
-    source,
-    zones: Sequence,
+    source: EmbeddingSource,
+    zones: Sequence[Any],
     crs: str,
     resolution_m: float = 10.0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -279,34 +302,32 @@ def compute_zonal(
     block_px: int = BLOCK_PX,
     chunk_blocks: int = CHUNK_BLOCKS,
 ) -> ZonalStats:
-    """Statistics of ``source`` (an ``EmbeddingSource``) within each zone.
+    """Statistics of ``source`` within each zone.
 
     ``zones`` are GeoJSON Polygon/MultiPolygon dicts (or objects with ``__geo_interface__``)
     in ``crs``, which is also the CRS of the grid, at ``resolution_m`` with lines on
     ``anchor`` + multiples of the resolution. ``max_pixels`` limits the pixels read.
     """
-    from .reader import MosaicReader
-
     progress = progress or Progress()
     n = len(zones)
     if n == 0:
         raise EmbeddingsError("There are no zones; choose a layer with polygons.")
-    geoms = []
+    geoms: list[Geometry] = []
     boxes = np.empty((n, 4))
     centroids = np.empty((n, 2))
     for i, g in enumerate(zones):
         if i % 1000 == 0:
             progress.check_cancelled()
-        g = g.__geo_interface__ if hasattr(g, "__geo_interface__") else g
-        p = _polygons(g, i)
-        geoms.append(g)
-        boxes[i] = _bounds(p)
-        centroids[i] = polygon_centroid(p)
+        geom = as_geojson(g)
+        polys = polygons_of(geom, f"Zone {i + 1}")
+        geoms.append(geom)
+        boxes[i] = polygons_bounds(polys)
+        centroids[i] = polygon_centroid(polys)
     if not np.isfinite(boxes).all():
         bad = int((~np.isfinite(boxes).all(axis=1)).sum())
         raise EmbeddingsError(f"{bad} zone(s) have coordinates that are not finite; check the zones' CRS.")
     bounds = (boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max())
-    grid = grid_over(bounds, crs, resolution_m, anchor)
+    grid = snap_grid(bounds, projected_crs(crs, "the UTM zone of the polygons"), resolution_m, anchor)
     lay = _layout(grid, boxes, centroids, block_px, chunk_blocks)
     if max_pixels and lay.pixels_read > max_pixels:
         raise EmbeddingsError(
@@ -314,46 +335,13 @@ def compute_zonal(
             f"{int(max_pixels):,} pixels; use fewer or smaller zones, a coarser resolution, or raise the limit."
         )
     progress.info(
-        f"{n:,} zone(s) on a {grid.width} x {grid.height} grid at {grid.resolution:g} m in {_crs_label(crs)}; reading "
+        f"{n:,} zone(s) on a {grid.width} x {grid.height} grid at {grid.resolution:g} m in {crs_name(crs)}; reading "
         f"{len(lay.blocks):,} block part(s), {lay.pixels_read:,} pixels."
     )
-
-    pixel_count = np.zeros(n, np.int64)
-    mean = std = None
-    band_names = None
-    remaining = lay.remaining.copy()
-    open_acc: dict[int, _Acc] = {}
+    table = _Zones(geoms, lay)
     covered = False
-    centroid_zones = 0
-
-    def finish(z: int) -> None:
-        nonlocal centroid_zones
-        acc = open_acc.pop(z, None)
-        if acc is None:
-            return
-        if acc.inside == 0:
-            if acc.centroid is not None:
-                pixel_count[z] = 1
-                mean[z] = acc.centroid
-                std[z] = 0.0
-                centroid_zones += 1
-            return
-        if acc.count == 0:
-            return
-        m = acc.sums / acc.count
-        pixel_count[z] = acc.count
-        mean[z] = m
-        std[z] = np.sqrt(np.maximum(acc.squares / acc.count - m * m, 0.0))
-
     done = 0
-    total = len(lay.blocks)
-    i = 0
-    while i < total:
-        chunk = lay.blocks[i][0]
-        j = i
-        while j < total and lay.blocks[j][0] == chunk:
-            j += 1
-        part = lay.blocks[i:j]
+    for part in _chunks(lay):
         # One reader per chunk, on the sub-grid its blocks need.
         r0 = min(w.row_off for _, w, _ in part)
         r1 = max(w.row_off + w.height for _, w, _ in part)
@@ -361,89 +349,73 @@ def compute_zonal(
         c1 = max(w.col_off + w.width for _, w, _ in part)
         sub = Window(c0, r0, c1 - c0, r1 - r0)
         subgrid = Grid(grid.crs, grid.window_transform(sub), sub.width, sub.height)
-        try:
-            reader = MosaicReader(source, subgrid).__enter__()
-        except NoCoverage:
-            reader = None
-        try:
-            if reader is not None and mean is None:
-                plan = reader.plan
-                band_names = list(plan.band_names)
-                mean = np.full((n, plan.bands), np.nan, np.float32)
-                std = np.full((n, plan.bands), np.nan, np.float32)
+        with ExitStack() as stack:
+            try:
+                reader: MosaicReader | None = stack.enter_context(source.reader(subgrid))
+            except NoCoverage:
+                reader = None
             for _, win, zs in part:
                 progress.check_cancelled()
                 if reader is not None:
                     covered = True
+                    table.start(reader)
                     block = reader.read(Window(win.col_off - c0, win.row_off - r0, win.width, win.height))
-                    _accumulate(block, win, zs, grid, lay, geoms, open_acc, progress)
-                for z in zs:
-                    remaining[z] -= 1
-                    if remaining[z] == 0:
-                        finish(int(z))
+                    _accumulate(block, win, zs, grid, table, progress)
+                table.block_done(zs)
                 done += 1
-                progress.set_progress(95.0 * done / total)
-        finally:
-            if reader is not None:
-                reader.__exit__(None, None, None)
-        i = j
-    if not covered:
+                progress.set_progress(95.0 * done / len(lay.blocks))
+    if not covered or table.mean is None or table.std is None or table.band_names is None:
         raise EmbeddingsError(
             f"None of the zones lies on the coverage of {source.label}; check the zones' location and the year."
         )
-    empty = int((pixel_count == 0).sum())
-    if centroid_zones:
-        progress.info(f"{centroid_zones:,} zone(s) contain no pixel centre and took the pixel under their centroid.")
+    empty = int((table.pixel_count == 0).sum())
+    if table.centroid_zones:
+        progress.info(
+            f"{table.centroid_zones:,} zone(s) contain no pixel centre and took the pixel under their centroid."
+        )
     if empty:
         progress.warning(f"{empty:,} of {n:,} zone(s) have no valid pixel; their statistics are left empty (NULL).")
     pcs = explained = None
     if pca_components:
-        pcs, explained = pca_of_means(mean, int(pca_components), progress)
+        pcs, explained = pca_of_means(table.mean, int(pca_components), progress)
     progress.set_progress(100.0)
-    return ZonalStats(band_names, pixel_count, mean, std, pcs, explained, empty, centroid_zones, lay.pixels_read, grid)
+    return ZonalStats(
+        table.band_names,
+        table.pixel_count,
+        table.mean,
+        table.std,
+        pcs,
+        explained,
+        empty,
+        table.centroid_zones,
+        lay.pixels_read,
+        grid,
+    )
 
 
-def _accumulate(block, win: Window, zs, grid: Grid, lay: _Layout, geoms, open_acc, progress) -> None:
-    """Add one block's pixels to the zones that touch it.
+@dataclass
+class _Sums:
+    """Per-zone sums of one block: index 0 is "no zone", j + 1 the block's j-th zone."""
 
-    All the block's zones are burnt in one pass as labels, and in another as a coverage
-    count; pixels covered once take the label's zone (summed per zone with bincount).
-    Pixels covered by several zones (overlaps) are added, per zone, from that zone's own
-    mask, so overlapping zones each get all their pixels and nothing is counted twice.
+    inside: Array  # pixel centres inside (valid or not)
+    count: Array  # valid pixels
+    sums: Array  # (zones + 1, bands)
+    squares: Array
+
+
+def _single_sums(block: Block, labels: Array, single: Array, n_loc: int) -> _Sums:
+    """Sums over the pixels covered by exactly one zone, from the label raster.
+
+    Pixels sorted by zone (stable: each zone's pixels keep their order), then summed per zone
+    with reduceat over contiguous runs, a few bands at a time: one pass per group of bands
+    instead of two bincounts per band.
     """
-    from rasterio.enums import MergeAlg
-    from rasterio.features import geometry_mask, rasterize
-
     data, valid = block.data, block.valid
     bands = data.shape[0]
-    shape = (win.height, win.width)
-    transform = grid.window_transform(win)
-    n_loc = len(zs)
-    labels = rasterize(
-        ((geoms[z], j + 1) for j, z in enumerate(zs)), out_shape=shape, transform=transform, fill=0, dtype="int32"
-    )
-    progress.check_cancelled()
-    if n_loc > 1:
-        cover = rasterize(
-            ((geoms[z], 1) for z in zs),
-            out_shape=shape,
-            transform=transform,
-            fill=0,
-            dtype="int32",
-            merge_alg=MergeAlg.add,
-        )
-        single = cover == 1
-        multi = cover > 1
-    else:
-        single = labels > 0
-        multi = None
     inside = np.bincount(labels[single], minlength=n_loc + 1)
     sel = single & valid
     lab = labels[sel]
     count = np.bincount(lab, minlength=n_loc + 1)
-    # Pixels sorted by zone (stable: each zone's pixels keep their order), then summed per
-    # zone with reduceat over contiguous runs, a few bands at a time: one pass per group of
-    # bands instead of two bincounts per band.
     order = np.argsort(lab, kind="stable")
     pix = np.flatnonzero(sel.ravel())[order]
     lab = lab[order]
@@ -460,56 +432,99 @@ def _accumulate(block, win: Window, zs, grid: Grid, lay: _Layout, geoms, open_ac
             sums[present, b0:b1] = np.add.reduceat(v, starts, axis=1).T
             v *= v
             squares[present, b0:b1] = np.add.reduceat(v, starts, axis=1).T
-        del picked, v
+    return _Sums(inside, count, sums, squares)
 
+
+def _add_overlap(
+    block: Block, win: Window, part: Window, geom: Geometry, grid: Grid, multi: Array, k: int, s: _Sums
+) -> None:
+    """Add a zone's pixels that other zones cover too (overlaps), from the zone's own mask."""
+    from rasterio.features import geometry_mask
+
+    r0, c0 = part.row_off - win.row_off, part.col_off - win.col_off
+    r1, c1 = r0 + part.height, c0 + part.width
+    mask = geometry_mask(
+        [geom],
+        out_shape=(part.height, part.width),
+        transform=grid.window_transform(part),
+        all_touched=False,
+        invert=True,
+    )
+    mask &= multi[r0:r1, c0:c1]
+    s.inside[k] += int(mask.sum())
+    mask &= block.valid[r0:r1, c0:c1]
+    if mask.any():
+        sub = block.data[:, r0:r1, c0:c1][:, mask]
+        v = _LUT64[sub.view(np.uint8)] if block.quantised else sub.astype(np.float64)
+        s.sums[k] += v.sum(axis=1)
+        s.squares[k] += np.einsum("ij,ij->i", v, v)
+        s.count[k] += v.shape[1]
+
+
+def _accumulate(block: Block, win: Window, zs: Array, grid: Grid, table: _Zones, progress: Progress) -> None:
+    """Add one block's pixels to the zones that touch it.
+
+    All the block's zones are burnt in one pass as labels, and in another as a coverage
+    count; pixels covered once take the label's zone. Pixels covered by several zones
+    (overlaps) are added, per zone, from that zone's own mask, so overlapping zones each get
+    all their pixels and nothing is counted twice.
+    """
+    from rasterio.enums import MergeAlg
+    from rasterio.features import rasterize
+
+    bands = block.data.shape[0]
+    shape = (win.height, win.width)
+    transform = grid.window_transform(win)
+    geoms = table.geoms
+    labels = rasterize(
+        ((geoms[z], j + 1) for j, z in enumerate(zs)), out_shape=shape, transform=transform, fill=0, dtype="int32"
+    )
+    progress.check_cancelled()
+    multi = None
+    if len(zs) > 1:
+        cover = rasterize(
+            ((geoms[z], 1) for z in zs),
+            out_shape=shape,
+            transform=transform,
+            fill=0,
+            dtype="int32",
+            merge_alg=MergeAlg.add,
+        )
+        single, multi = cover == 1, cover > 1
+    else:
+        single = labels > 0
+    s = _single_sums(block, labels, single, len(zs))
+    sat = None
     if multi is not None and multi.any():
         # Summed-area table: does a zone's part hold any overlap pixel?
         sat = np.zeros((shape[0] + 1, shape[1] + 1), np.int64)
         sat[1:, 1:] = multi.cumsum(0).cumsum(1)
-    else:
-        sat = None
     for j, z in enumerate(zs):
         if j % 512 == 511:
             progress.check_cancelled()
         z = int(z)
-        acc = open_acc.get(z)
-        if acc is None:
-            acc = open_acc[z] = _Acc(bands)
-        zr0, zr1, zc0, zc1 = lay.windows[z]
+        acc = table.acc(z, bands)
+        zr0, zr1, zc0, zc1 = table.lay.windows[z]
         r0, r1 = max(zr0, win.row_off) - win.row_off, min(zr1, win.row_off + win.height) - win.row_off
         c0, c1 = max(zc0, win.col_off) - win.col_off, min(zc1, win.col_off + win.width) - win.col_off
         k = j + 1
         if sat is not None and r1 > r0 and c1 > c0 and sat[r1, c1] - sat[r0, c1] - sat[r1, c0] + sat[r0, c0] > 0:
+            assert multi is not None
             part = Window(int(c0 + win.col_off), int(r0 + win.row_off), int(c1 - c0), int(r1 - r0))
-            mask = geometry_mask(
-                [geoms[z]],
-                out_shape=(part.height, part.width),
-                transform=grid.window_transform(part),
-                all_touched=False,
-                invert=True,
-            )
-            mask &= multi[r0:r1, c0:c1]
-            inside[k] += int(mask.sum())
-            mask &= valid[r0:r1, c0:c1]
-            if mask.any():
-                sub = data[:, r0:r1, c0:c1][:, mask]
-                v = _LUT64[sub.view(np.uint8)] if block.quantised else sub.astype(np.float64)
-                sums[k] += v.sum(axis=1)
-                squares[k] += np.einsum("ij,ij->i", v, v)
-                count[k] += v.shape[1]
-        acc.inside += int(inside[k])
-        if count[k]:
-            acc.sums += sums[k]
-            acc.squares += squares[k]
-            acc.count += int(count[k])
-        cr, cc = lay.centroid_px[z]
+            _add_overlap(block, win, part, geoms[z], grid, multi, k, s)
+        acc.inside += int(s.inside[k])
+        if s.count[k]:
+            acc.sums += s.sums[k]
+            acc.squares += s.squares[k]
+            acc.count += int(s.count[k])
+        cr, cc = table.lay.centroid_px[z]
         lr, lc = cr - win.row_off, cc - win.col_off
-        if 0 <= lr < win.height and 0 <= lc < win.width and valid[lr, lc]:
-            vec = data[:, lr, lc]
+        if 0 <= lr < win.height and 0 <= lc < win.width and block.valid[lr, lc]:
+            vec = block.data[:, lr, lc]
             acc.centroid = _LUT64[vec.view(np.uint8)] if block.quantised else vec.astype(np.float64)
 
 
-def pca_of_means(mean: np.ndarray, k: int, progress: Progress | None = None):
+def pca_of_means(mean: Array, k: int, progress: Progress | None = None) -> tuple[Array, Array]:
     """Principal components of the zones' mean vectors (centred), NaN rows for empty zones.
 
     Returns (scores (n, k) float32, explained-variance ratios (k,)). The eigenvectors of the
@@ -554,26 +569,47 @@ def pca_of_means(mean: np.ndarray, k: int, progress: Progress | None = None):
     return scores, ratios
 
 
-def zonal_statistics(
-    source: str | None,
-    year: int | None,
-    input_path: str | None,
-    zones: Sequence,
-    crs: str,
-    resolution_m: float = 10.0,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    pca_components: int = 0,
-    progress: Progress | None = None,
-    anchor: tuple[float, float] = (0.0, 0.0),
-) -> ZonalStats:
-    """``compute_zonal`` on a collection year (``source`` + ``year``) or an embedding raster."""
-    from .load import open_source
-
+def zonal_statistics(request: ZonalRequest, progress: Progress | None = None) -> ZonalStats:
+    """``compute_zonal`` on a collection year or an embedding raster, for polygons in their
+    layer's CRS: the CRS to compute in follows from the source and the polygons
+    (``zones_frame``), and the polygons are reprojected into it here. A polygon that cannot be
+    projected gets empty statistics (counted in a warning)."""
     progress = progress or Progress()
-    src = open_source(source, year, input_path, progress=progress.sub(0, 3))
-    try:
-        return compute_zonal(
-            src, zones, crs, resolution_m, max_pixels, pca_components, progress.sub(3, 100), anchor=anchor
+    if not request.zones:
+        raise EmbeddingsError("There are no zones; choose a layer with polygons.")
+    boxes = np.array([polygons_bounds(polygons_of(g, f"Zone {i + 1}")) for i, g in enumerate(request.zones)])
+    extent = (boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max())
+    with open_source(request.source, progress.sub(0, 3)) as src:
+        crs, anchor = zones_frame(src, extent, request.zones_crs, request.target_crs)
+        local, kept = _project(request.zones, request.zones_crs, crs)
+        if not local:
+            raise EmbeddingsError(
+                f"None of the polygons can be projected into {crs_name(crs)}; choose another target CRS."
+            )
+        if len(kept) < len(request.zones):
+            progress.warning(
+                f"{len(request.zones) - len(kept)} polygon(s) cannot be projected into {crs_name(crs)}; "
+                "their statistics are empty."
+            )
+        stats = compute_zonal(
+            src,
+            local,
+            crs,
+            request.resolution_m,
+            request.max_pixels,
+            request.pca_components,
+            progress.sub(3, 100),
+            anchor=anchor,
         )
-    finally:
-        src.close()
+    return stats if len(kept) == len(request.zones) else stats.spread(np.asarray(kept), len(request.zones))
+
+
+def _project(zones: Sequence[Geometry], src: str, dst: str) -> tuple[list[Geometry], list[int]]:
+    """The zones in ``dst`` and the indices of those that could be projected (finite)."""
+    local, kept = [], []
+    for i, geom in enumerate(zones):
+        moved = transform_geometry(geom, src, dst)
+        if all(np.isfinite(np.asarray(r)).all() for p in polygons_of(moved, f"Zone {i + 1}") for r in p):
+            local.append(moved)
+            kept.append(i)
+    return local, kept

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
-    QgsProcessing,
-    QgsProcessingException,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsWkbTypes,
 )
 
-from ..core.change import DEFAULT_MIN_AREA_M2, DEFAULT_THRESHOLD, change_map
-from .base import EmbeddingsAlgorithm, FeedbackProgress, make_fields, tr, with_help, write_features
-from .styles import change_areas_style, change_style, keep
+from ..core.change import DEFAULT_MIN_AREA_M2, DEFAULT_THRESHOLD, ChangeRequest, change_map
+from .base import (
+    EmbeddingsAlgorithm,
+    FeedbackProgress,
+    core_errors,
+    make_fields,
+    qgs_crs,
+    tr,
+    with_help,
+    write_features,
+)
+from .compat import NUMBER_DOUBLE, SOURCE_POLYGON, WKB_POLYGON
+from .styles import QmlStyle, style_on_load
 
 AREA_FIELDS = (("area_m2", float), ("mean_change", float), ("max_change", float))
-
-
-def _qgs_crs(crs: str) -> QgsCoordinateReferenceSystem:
-    if crs.upper().startswith("EPSG:"):
-        return QgsCoordinateReferenceSystem(crs)
-    return QgsCoordinateReferenceSystem.fromWkt(crs)
 
 
 class ChangeMapAlgorithm(EmbeddingsAlgorithm):
@@ -58,7 +62,7 @@ class ChangeMapAlgorithm(EmbeddingsAlgorithm):
     def displayName(self) -> str:
         return tr("Change map (1 - cosine)")
 
-    def initAlgorithm(self, config=None):
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         self.add_source_parameters(year_names=("YEAR_A", "YEAR_B"), optional_extent=True)
         self.add_input_raster(
             "INPUT_A",
@@ -78,7 +82,7 @@ class ChangeMapAlgorithm(EmbeddingsAlgorithm):
                 QgsProcessingParameterNumber(
                     "THRESHOLD",
                     tr("Change threshold for areas (1 - cosine)"),
-                    QgsProcessingParameterNumber.Double,
+                    NUMBER_DOUBLE,
                     defaultValue=DEFAULT_THRESHOLD,
                     minValue=0.0,
                     maxValue=2.0,
@@ -93,7 +97,7 @@ class ChangeMapAlgorithm(EmbeddingsAlgorithm):
                 QgsProcessingParameterNumber(
                     "MIN_AREA_M2",
                     tr("Smallest change area to keep (m²)"),
-                    QgsProcessingParameterNumber.Double,
+                    NUMBER_DOUBLE,
                     defaultValue=DEFAULT_MIN_AREA_M2,
                     minValue=0.0,
                 ),
@@ -112,7 +116,7 @@ class ChangeMapAlgorithm(EmbeddingsAlgorithm):
                 QgsProcessingParameterFeatureSink(
                     "OUTPUT_POLYGONS",
                     tr("Change areas"),
-                    QgsProcessing.TypeVectorPolygon,
+                    SOURCE_POLYGON,
                     optional=True,
                     createByDefault=True,
                 ),
@@ -129,36 +133,31 @@ class ChangeMapAlgorithm(EmbeddingsAlgorithm):
         ):
             self.addOutput(QgsProcessingOutputNumber(name, tr(label)))
 
-    def processAlgorithm(self, parameters, context, feedback):
-        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        if not output.lower().endswith((".tif", ".tiff")):
-            raise QgsProcessingException(tr("The output must be a GeoTIFF file (.tif)."))
+    def processAlgorithm(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
+        output = self.geotiff_output(parameters, context)
         input_a = self.raster_path(parameters, "INPUT_A", context)
         input_b = self.raster_path(parameters, "INPUT_B", context)
-        grid = self.grid_parameters(parameters, context)
-        if input_a and input_b and "extent" in grid:
+        grid = self.grid_spec(parameters, context)
+        if input_a and input_b and grid.extent is not None:
             feedback.pushInfo(tr("Comparing INPUT_A and INPUT_B on INPUT_A's grid; EXTENT is ignored."))
         want_polygons = parameters.get("OUTPUT_POLYGONS") not in (None, "")
-        summary = self.run_core(
-            change_map,
-            feedback,
-            output,
-            source=self.source_string(parameters, context),
+        request = ChangeRequest(
+            output=output,
+            grid=grid,
+            collection=self.source_string(parameters, context),
             year_a=self.parameterAsInt(parameters, "YEAR_A", context),
             year_b=self.parameterAsInt(parameters, "YEAR_B", context),
-            extent=grid.get("extent"),
-            extent_crs=grid.get("extent_crs"),
-            target_crs=grid["target_crs"],
-            resolution_m=grid["resolution_m"],
             input_a=input_a,
             input_b=input_b,
             threshold=self.parameterAsDouble(parameters, "THRESHOLD", context),
             min_area_m2=self.parameterAsDouble(parameters, "MIN_AREA_M2", context) if want_polygons else None,
-            max_pixels=grid["max_pixels"],
-            progress=FeedbackProgress(feedback),
         )
+        with core_errors():
+            summary = change_map(request, FeedbackProgress(feedback))
         pair = f"{summary.label_a}-{summary.label_b}"
-        results = {
+        results: dict[str, Any] = {
             "OUTPUT": output,
             "VALID_PIXELS": summary.valid_pixels,
             "CHANGE_P50": summary.p50,
@@ -169,22 +168,18 @@ class ChangeMapAlgorithm(EmbeddingsAlgorithm):
         if want_polygons:
             fields = make_fields(AREA_FIELDS)
             sink, dest_id = self.parameterAsSink(
-                parameters, "OUTPUT_POLYGONS", context, fields, QgsWkbTypes.Polygon, _qgs_crs(summary.grid.crs)
+                parameters, "OUTPUT_POLYGONS", context, fields, WKB_POLYGON, qgs_crs(summary.grid.crs)
             )
             if sink is not None:
                 rows = (
                     (a.wkt, {"area_m2": a.area_m2, "mean_change": a.mean, "max_change": a.max}) for a in summary.areas
                 )
-                write_features(sink, fields, rows, feedback)
+                write_features(sink, fields, rows)
                 del sink  # flush to disk before QGIS loads it
                 results["OUTPUT_POLYGONS"] = dest_id
-                if context.willLoadLayerOnCompletion(dest_id):
-                    details = context.layerToLoadOnCompletionDetails(dest_id)
-                    details.name = tr(f"Change areas {pair}")
-                    details.setPostProcessor(keep(change_areas_style()))
-        if context.willLoadLayerOnCompletion(output):
-            details = context.layerToLoadOnCompletionDetails(output)
-            details.name = tr(f"Change {pair}")
-            details.setPostProcessor(keep(change_style()))
+                style_on_load(
+                    context, dest_id, tr("Change areas {pair}").format(pair=pair), QmlStyle("change_areas.qml")
+                )
+        style_on_load(context, output, tr("Change {pair}").format(pair=pair), QmlStyle("change.qml"))
         feedback.pushInfo(summary.describe())
         return results

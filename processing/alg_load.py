@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsProcessingException, QgsProcessingOutputNumber, QgsProcessingParameterRasterDestination
+from typing import Any
 
-from ..core.load import load_embeddings
-from .base import EmbeddingsAlgorithm, FeedbackProgress, tr, with_help
-from .styles import EmbeddingsRgbStyle, keep
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterRasterDestination,
+)
+
+from ..core.load import LoadRequest, load_embeddings
+from .base import EmbeddingsAlgorithm, FeedbackProgress, core_errors, tr, with_help
+from .styles import EmbeddingsRgbStyle, style_on_load
 
 
 class LoadEmbeddingsAlgorithm(EmbeddingsAlgorithm):
@@ -33,7 +41,7 @@ class LoadEmbeddingsAlgorithm(EmbeddingsAlgorithm):
     def displayName(self) -> str:
         return tr("Load embeddings for extent")
 
-    def initAlgorithm(self, config=None):
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         self.add_source_parameters()
         self.addParameter(
             with_help(
@@ -43,30 +51,15 @@ class LoadEmbeddingsAlgorithm(EmbeddingsAlgorithm):
         )
         self.addOutput(QgsProcessingOutputNumber("VALID_PIXELS", tr("Pixels with embeddings")))
 
-    def processAlgorithm(self, parameters, context, feedback):
-        source = self.source_string(parameters, context)
-        year = self.parameterAsInt(parameters, "YEAR", context)
-        grid = self.grid_parameters(parameters, context)
-        if "extent" not in grid:
+    def processAlgorithm(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
+        source = self.source_spec(parameters, context)
+        grid = self.grid_spec(parameters, context)
+        if grid.extent is None:
             raise QgsProcessingException(tr("Choose an extent to read (for example the map canvas extent)."))
-        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        if not output.lower().endswith((".tif", ".tiff")):
-            raise QgsProcessingException(tr("The output must be a GeoTIFF file (.tif)."))
-        result = self.run_core(
-            load_embeddings,
-            feedback,
-            source,
-            year,
-            grid["extent"],
-            grid["extent_crs"],
-            output,
-            target_crs=grid["target_crs"],
-            resolution_m=grid["resolution_m"],
-            max_pixels=grid["max_pixels"],
-            progress=FeedbackProgress(feedback),
-        )
-        if context.willLoadLayerOnCompletion(output):
-            details = context.layerToLoadOnCompletionDetails(output)
-            details.name = tr(f"Embeddings {year}")
-            details.setPostProcessor(keep(EmbeddingsRgbStyle()))
+        output = self.geotiff_output(parameters, context)
+        with core_errors():
+            result = load_embeddings(LoadRequest(source, grid, output), FeedbackProgress(feedback))
+        style_on_load(context, output, tr("Embeddings {year}").format(year=source.year), EmbeddingsRgbStyle())
         return {"OUTPUT": output, "VALID_PIXELS": result.valid_pixels}

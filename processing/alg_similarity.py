@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from qgis.core import (
     QgsFeatureSink,
     QgsProcessing,
+    QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
@@ -17,9 +20,29 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from ..core.similarity import AGGREGATES, Exemplar, similarity_map
-from .base import EmbeddingsAlgorithm, FeedbackProgress, crs_string, make_fields, tr, with_help, write_features
-from .styles import PseudocolorStyle, QmlStyle, keep
+from ..core.similarity import AGGREGATES, Exemplar, SimilarityRequest, similarity_map
+from .base import (
+    EmbeddingsAlgorithm,
+    FeedbackProgress,
+    core_errors,
+    crs_string,
+    make_fields,
+    qgs_crs,
+    tr,
+    with_help,
+    write_features,
+)
+from .compat import (
+    GEOMETRY_POINT,
+    GEOMETRY_POLYGON,
+    NUMBER_DOUBLE,
+    NUMBER_INTEGER,
+    SOURCE_POINT,
+    SOURCE_POLYGON,
+    WKB_POINT,
+    WKB_POLYGON,
+)
+from .styles import PseudocolorStyle, QmlStyle, style_on_load
 
 AGGREGATE_LABELS = ("Mean of the exemplars (one query vector)", "Maximum similarity over the exemplars")
 NAME_FIELDS = ("name", "label", "title")
@@ -64,7 +87,7 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
     def displayName(self) -> str:
         return tr("Similarity to exemplars")
 
-    def initAlgorithm(self, config=None):
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         self.add_source_parameters(optional_extent=True)
         self.add_input_raster(
             "INPUT",
@@ -73,7 +96,7 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
             "collection, year, target CRS and resolution are not used, and the exemplars are read "
             "from this raster.",
         )
-        kinds = [QgsProcessing.TypeVectorPoint, QgsProcessing.TypeVectorPolygon]
+        kinds = [SOURCE_POINT, SOURCE_POLYGON]
         self.addParameter(
             with_help(
                 QgsProcessingParameterFeatureSource("EXEMPLARS", tr("Exemplars (points or polygons)"), kinds),
@@ -104,7 +127,7 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
         self.addParameter(
             with_help(
                 QgsProcessingParameterNumber(
-                    "TOP_K", tr("Number of top places (0 = none)"), QgsProcessingParameterNumber.Integer, 10, False, 0
+                    "TOP_K", tr("Number of top places (0 = none)"), NUMBER_INTEGER, 10, False, 0
                 ),
                 "How many of the most similar distinct places to write to the top places layer; 0 skips the search.",
             )
@@ -114,7 +137,7 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
                 QgsProcessingParameterNumber(
                     "MIN_SEPARATION_M",
                     tr("Minimum distance between top places (metres)"),
-                    QgsProcessingParameterNumber.Double,
+                    NUMBER_DOUBLE,
                     100.0,
                     False,
                     0.0,
@@ -128,7 +151,7 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
                 QgsProcessingParameterNumber(
                     "THRESHOLD",
                     tr("Score threshold for areas (optional)"),
-                    QgsProcessingParameterNumber.Double,
+                    NUMBER_DOUBLE,
                     None,
                     True,
                     -2.0,
@@ -149,7 +172,7 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
                 QgsProcessingParameterFeatureSink(
                     "OUTPUT_TOP_K",
                     tr("Top places"),
-                    QgsProcessing.TypeVectorPoint,
+                    SOURCE_POINT,
                     defaultValue=QgsProcessing.TEMPORARY_OUTPUT,
                     optional=True,
                     createByDefault=True,
@@ -163,7 +186,7 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
                 QgsProcessingParameterFeatureSink(
                     "OUTPUT_AREAS",
                     tr("Similar areas"),
-                    QgsProcessing.TypeVectorPolygon,
+                    SOURCE_POLYGON,
                     defaultValue=QgsProcessing.TEMPORARY_OUTPUT,
                     optional=True,
                     createByDefault=True,
@@ -177,84 +200,72 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("SCORE_MAX", tr("Highest score")))
 
     # Inputs ------------------------------------------------------------------------
-    def exemplars(self, parameters, name: str, context, feedback) -> list[Exemplar]:
+    def exemplars(
+        self, parameters: dict[str, Any], name: str, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> list[Exemplar]:
+        """The features of EXEMPLARS or NEGATIVES as GeoJSON in their layer's CRS."""
         source = self.parameterAsSource(parameters, name, context)
         if source is None:
             if name == "NEGATIVES":
                 return []
             raise QgsProcessingException(tr("Choose a point or polygon layer of exemplars."))
+        kind = "exemplar" if name == "EXEMPLARS" else "negative"
         crs = crs_string(source.sourceCrs())
         if crs is None:
             raise QgsProcessingException(
-                tr(f"The {name.lower()} layer has no coordinate reference system; set one on the layer.")
+                tr("The {kind} layer has no coordinate reference system; set one on the layer.").format(kind=kind)
             )
         field_names = [f.name() for f in source.fields()]
         label_field = next((f for f in field_names if f.lower() in NAME_FIELDS), None)
-        kind = "exemplar" if name == "EXEMPLARS" else "negative"
         out = []
         for feature in source.getFeatures():
             if feedback.isCanceled():
                 break
-            label = f"{kind} feature {feature.id()}"
+            label = f"feature {feature.id()}"
             if label_field is not None and feature[label_field] not in (None, ""):
                 label += f" ('{feature[label_field]}')"
             geom = feature.geometry()
             if geom is None or geom.isNull() or geom.isEmpty():
-                raise QgsProcessingException(tr(f"The {label} has no geometry; remove it or draw it."))
-            if QgsWkbTypes.geometryType(geom.wkbType()) not in (
-                QgsWkbTypes.PointGeometry,
-                QgsWkbTypes.PolygonGeometry,
-            ):
-                raise QgsProcessingException(tr(f"The {label} is not a point or a polygon."))
-            # Core messages start "The exemplar ...": name positives without repeating the word.
-            core_label = label.removeprefix("exemplar ")
-            out.append(Exemplar(json.loads(geom.asJson(17)), crs, core_label))
+                raise QgsProcessingException(
+                    tr("The {kind} {label} has no geometry; remove it or draw it.").format(kind=kind, label=label)
+                )
+            if QgsWkbTypes.geometryType(geom.wkbType()) not in (GEOMETRY_POINT, GEOMETRY_POLYGON):
+                raise QgsProcessingException(
+                    tr("The {kind} {label} is not a point or a polygon.").format(kind=kind, label=label)
+                )
+            out.append(Exemplar(json.loads(geom.asJson(17)), crs, label, kind))
         if not out and name == "EXEMPLARS":
             raise QgsProcessingException(tr("The exemplar layer has no features; add at least one point or polygon."))
         return out
 
-    def processAlgorithm(self, parameters, context, feedback):
-        input_path = self.raster_path(parameters, "INPUT", context)
-        source = self.source_string(parameters, context)
-        year = self.parameterAsInt(parameters, "YEAR", context)
-        grid = self.grid_parameters(parameters, context)
-        if not input_path and "extent" not in grid:
+    def processAlgorithm(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
+        source = self.source_spec(parameters, context)
+        grid = self.grid_spec(parameters, context)
+        if not source.raster and grid.extent is None:
             raise QgsProcessingException(
                 tr("Choose an extent to map (for example the map canvas extent), or an embedding raster as input.")
             )
-        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        if not output.lower().endswith((".tif", ".tiff")):
-            raise QgsProcessingException(tr("The output must be a GeoTIFF file (.tif)."))
-        exemplars = self.exemplars(parameters, "EXEMPLARS", context, feedback)
-        negatives = self.exemplars(parameters, "NEGATIVES", context, feedback)
-        aggregate = AGGREGATES[self.parameterAsEnum(parameters, "AGGREGATE", context)]
-        top_k = self.parameterAsInt(parameters, "TOP_K", context)
-        separation = self.parameterAsDouble(parameters, "MIN_SEPARATION_M", context)
+        output = self.geotiff_output(parameters, context)
         threshold = None
         if parameters.get("THRESHOLD") not in (None, ""):
             threshold = self.parameterAsDouble(parameters, "THRESHOLD", context)
-
-        result = self.run_core(
-            similarity_map,
-            feedback,
-            exemplars,
-            output,
+        top_k = self.parameterAsInt(parameters, "TOP_K", context)
+        request = SimilarityRequest(
+            exemplars=self.exemplars(parameters, "EXEMPLARS", context, feedback),
+            negatives=self.exemplars(parameters, "NEGATIVES", context, feedback),
+            output=output,
             source=source,
-            year=year,
-            input_path=input_path,
-            extent=grid.get("extent"),
-            extent_crs=grid.get("extent_crs"),
-            target_crs=grid["target_crs"],
-            resolution_m=grid["resolution_m"],
-            negatives=negatives,
-            aggregate=aggregate,
+            grid=grid,
+            aggregate=AGGREGATES[self.parameterAsEnum(parameters, "AGGREGATE", context)],
             top_k=top_k,
-            min_separation_m=separation,
+            min_separation_m=self.parameterAsDouble(parameters, "MIN_SEPARATION_M", context),
             threshold=threshold,
-            max_pixels=grid["max_pixels"],
-            progress=FeedbackProgress(feedback),
         )
-        results = {
+        with core_errors():
+            result = similarity_map(request, FeedbackProgress(feedback))
+        results: dict[str, Any] = {
             "OUTPUT": output,
             "VALID_PIXELS": result.valid_pixels,
             "SCORE_LOW": result.score_low,
@@ -262,20 +273,26 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
             "OUTPUT_TOP_K": None,
             "OUTPUT_AREAS": None,
         }
-        crs = self.output_crs(result.grid.crs)
+        crs = qgs_crs(result.grid.crs)
         if top_k > 0:
             fields = make_fields(TOP_K_FIELDS)
             sink, dest = self.parameterAsSink(
-                parameters, "OUTPUT_TOP_K", context, fields, QgsWkbTypes.Point, crs, QgsFeatureSink.RegeneratePrimaryKey
+                parameters,
+                "OUTPUT_TOP_K",
+                context,
+                fields,
+                WKB_POINT,
+                crs,
+                QgsFeatureSink.SinkFlag.RegeneratePrimaryKey,
             )
             if sink is not None:
                 rows = [
                     (p.wkt, {"rank": p.rank, "score": p.score, "x": p.x, "y": p.y, "lon": p.lon, "lat": p.lat})
                     for p in result.top
                 ]
-                write_features(sink, fields, rows, feedback)
+                write_features(sink, fields, rows)
                 results["OUTPUT_TOP_K"] = dest
-                self.style_on_load(context, dest, QmlStyle("similarity_top_k.qml"), tr(f"Top {top_k} places"))
+                style_on_load(context, dest, tr("Top {k} places").format(k=top_k), QmlStyle("similarity_top_k.qml"))
         if threshold is not None:
             fields = make_fields(AREA_FIELDS)
             sink, dest = self.parameterAsSink(
@@ -283,9 +300,9 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
                 "OUTPUT_AREAS",
                 context,
                 fields,
-                QgsWkbTypes.Polygon,
+                WKB_POLYGON,
                 crs,
-                QgsFeatureSink.RegeneratePrimaryKey,
+                QgsFeatureSink.SinkFlag.RegeneratePrimaryKey,
             )
             if sink is not None:
                 rows = [
@@ -301,31 +318,15 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
                     )
                     for i, a in enumerate(result.areas)
                 ]
-                write_features(sink, fields, rows, feedback)
+                write_features(sink, fields, rows)
                 results["OUTPUT_AREAS"] = dest
-                self.style_on_load(
-                    context, dest, QmlStyle("similarity_areas.qml"), tr(f"Similarity above {threshold:g}")
+                style_on_load(
+                    context,
+                    dest,
+                    tr("Similarity above {threshold}").format(threshold=f"{threshold:g}"),
+                    QmlStyle("similarity_areas.qml"),
                 )
-        self.style_on_load(
-            context,
-            output,
-            PseudocolorStyle("similarity.qml", result.score_low, result.score_max),
-            tr("Similarity"),
+        style_on_load(
+            context, output, tr("Similarity"), PseudocolorStyle("similarity.qml", result.score_low, result.score_max)
         )
         return results
-
-    @staticmethod
-    def output_crs(crs: str):
-        from qgis.core import QgsCoordinateReferenceSystem
-
-        qcrs = QgsCoordinateReferenceSystem(crs)
-        if not qcrs.isValid():
-            qcrs = QgsCoordinateReferenceSystem.fromWkt(crs)
-        return qcrs
-
-    @staticmethod
-    def style_on_load(context, dest: str, post_processor, name: str) -> None:
-        if context.willLoadLayerOnCompletion(dest):
-            details = context.layerToLoadOnCompletionDetails(dest)
-            details.name = name
-            details.setPostProcessor(keep(post_processor))

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
-    QgsCoordinateTransform,
-    QgsCsException,
     QgsFeature,
     QgsFeatureRequest,
     QgsFeatureSink,
     QgsGeometry,
-    QgsProcessing,
+    QgsProcessingContext,
     QgsProcessingException,
-    QgsProcessingFeatureSource,
+    QgsProcessingFeedback,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterNumber,
@@ -24,9 +22,10 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from ..core.zonal import zonal_statistics, zones_crs
-from .base import EmbeddingsAlgorithm, FeedbackProgress, make_fields, tr, with_help
-from .styles import GraduatedStyle, keep
+from ..core.zonal import ZonalRequest, ZonalStats, zonal_statistics
+from .base import EmbeddingsAlgorithm, FeedbackProgress, core_errors, crs_string, make_fields, tr, with_help
+from .compat import GEOMETRY_POLYGON, NUMBER_INTEGER, SKIP_GEOMETRY_CHECKS, SOURCE_POLYGON
+from .styles import GraduatedStyle, style_on_load
 
 ZONES_HELP = (
     "Polygons to summarise (census blocks, fields, districts...), in any CRS and any number. The pixels "
@@ -43,13 +42,6 @@ PCA_HELP = (
     "They are fitted on all polygons with data, and their share of the variance is written to the log; "
     "the output is then styled on pc1."
 )
-
-
-def _qgs_crs(text: str) -> QgsCoordinateReferenceSystem:
-    crs = QgsCoordinateReferenceSystem(text)
-    if not crs.isValid():
-        crs = QgsCoordinateReferenceSystem.fromWkt(text)
-    return crs
 
 
 class ZonalStatsAlgorithm(EmbeddingsAlgorithm):
@@ -80,12 +72,12 @@ class ZonalStatsAlgorithm(EmbeddingsAlgorithm):
     def displayName(self) -> str:
         return tr("Embedding statistics per polygon")
 
-    def initAlgorithm(self, config=None):
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         self.add_source_parameters(extent=False)
         self.add_input_raster("INPUT", "Embedding raster (instead of the collection)", INPUT_HELP)
         self.addParameter(
             with_help(
-                QgsProcessingParameterFeatureSource("ZONES", tr("Polygons (zones)"), [QgsProcessing.TypeVectorPolygon]),
+                QgsProcessingParameterFeatureSource("ZONES", tr("Polygons (zones)"), [SOURCE_POLYGON]),
                 ZONES_HELP,
             )
         )
@@ -94,7 +86,7 @@ class ZonalStatsAlgorithm(EmbeddingsAlgorithm):
                 QgsProcessingParameterNumber(
                     "PCA_COMPONENTS",
                     tr("Principal components to add (0 = none)"),
-                    QgsProcessingParameterNumber.Integer,
+                    NUMBER_INTEGER,
                     defaultValue=3,
                     minValue=0,
                     maxValue=64,
@@ -104,9 +96,7 @@ class ZonalStatsAlgorithm(EmbeddingsAlgorithm):
         )
         self.addParameter(
             with_help(
-                QgsProcessingParameterFeatureSink(
-                    "OUTPUT", tr("Embedding statistics per polygon"), QgsProcessing.TypeVectorPolygon
-                ),
+                QgsProcessingParameterFeatureSink("OUTPUT", tr("Embedding statistics per polygon"), SOURCE_POLYGON),
                 "The polygons with their attributes plus the statistics fields (GeoPackage, shapefile...).",
             )
         )
@@ -125,23 +115,22 @@ class ZonalStatsAlgorithm(EmbeddingsAlgorithm):
         )
         self.parameterDefinition("MAX_PIXELS").setDescription(tr("Largest number of pixels to read"))
 
-    def processAlgorithm(self, parameters, context, feedback):
+    def processAlgorithm(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> dict[str, Any]:
         progress = FeedbackProgress(feedback)
-        source = self.source_string(parameters, context)
-        year = self.parameterAsInt(parameters, "YEAR", context)
-        input_path = self.raster_path(parameters, "INPUT", context)
-        grid = self.grid_parameters(parameters, context)
+        source = self.source_spec(parameters, context)
+        grid = self.grid_spec(parameters, context)
         k = self.parameterAsInt(parameters, "PCA_COMPONENTS", context)
         zones = self.parameterAsSource(parameters, "ZONES", context)
         if zones is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, "ZONES"))
 
-        # Pass 1: geometries only, repaired where needed; the computing CRS follows from their extent.
-        geoms, fids = [], []
+        # Pass 1: geometries only, repaired where needed, as GeoJSON in the layer's CRS.
+        geojson, kept_fids = [], []
         skipped = repaired = total = 0
-        extent = None
         request = QgsFeatureRequest().setNoAttributes()
-        for feat in zones.getFeatures(request, QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks):
+        for feat in zones.getFeatures(request, SKIP_GEOMETRY_CHECKS):
             if feedback.isCanceled():
                 raise QgsProcessingException(tr("Cancelled by the user; no output was written."))
             total += 1
@@ -152,25 +141,21 @@ class ZonalStatsAlgorithm(EmbeddingsAlgorithm):
                 skipped += 1
                 continue
             repaired += was_repaired
-            geoms.append(geom)
-            fids.append(feat.id())
-            box = geom.boundingBox()
-            if extent is None:
-                extent = box
-            else:
-                extent.combineExtentWith(box)
+            geojson.append(json.loads(geom.asJson()))
+            kept_fids.append(feat.id())
         if total == 0:
             raise QgsProcessingException(
                 tr("The polygons layer has no features; choose a layer (or selection) with polygons.")
             )
-        if not geoms:
+        if not geojson:
             raise QgsProcessingException(
                 tr(
-                    f"None of the {total} features of the polygons layer has a usable polygon geometry; "
+                    "None of the {total} features of the polygons layer has a usable polygon geometry; "
                     "repair them (Fix geometries) or choose another layer."
-                )
+                ).format(total=total)
             )
-        if not zones.sourceCrs().isValid():
+        zones_crs = crs_string(zones.sourceCrs())
+        if zones_crs is None:
             raise QgsProcessingException(
                 tr("The polygons layer has no CRS; set its CRS (Layer Properties > Source) and run again.")
             )
@@ -180,104 +165,60 @@ class ZonalStatsAlgorithm(EmbeddingsAlgorithm):
             progress.warning(
                 f"{skipped} feature(s) without a usable polygon geometry were skipped; their statistics are empty."
             )
-
-        zones_crs_text = self._crs_text(zones.sourceCrs())
-        crs_text, anchor = self.run_core(
-            zones_crs,
-            feedback,
-            (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()),
-            zones_crs_text,
-            grid["target_crs"],
-            input_path,
-        )
-        transform = QgsCoordinateTransform(zones.sourceCrs(), _qgs_crs(crs_text), context.transformContext())
-        geojson = []
-        kept_fids = []
-        for geom, fid in zip(geoms, fids):
-            try:
-                if geom.transform(transform) != 0:
-                    raise QgsCsException("transform failed")
-            except QgsCsException:
-                skipped += 1
-                continue
-            geojson.append(json.loads(geom.asJson()))
-            kept_fids.append(fid)
-        del geoms
-        if not geojson:
-            raise QgsProcessingException(
-                tr(f"None of the polygons can be projected into {crs_text}; choose another target CRS.")
-            )
-
-        result = self.run_core(
-            zonal_statistics,
-            feedback,
-            source,
-            year,
-            input_path,
-            geojson,
-            crs_text,
-            resolution_m=grid["resolution_m"],
-            max_pixels=grid["max_pixels"],
+        zonal = ZonalRequest(
+            source=source,
+            zones=geojson,
+            zones_crs=zones_crs,
+            target_crs=grid.target_crs,
+            resolution_m=grid.resolution_m,
+            max_pixels=grid.max_pixels,
             pca_components=k,
-            progress=progress.sub(2, 95),
-            anchor=anchor,
         )
+        with core_errors():
+            result = zonal_statistics(zonal, progress.sub(2, 95))
         del geojson
 
         # Pass 2: every input feature with its attributes, geometry and statistics.
         names = result.band_names
         spec = [(f"{b}_mean", float) for b in names] + [(f"{b}_std", float) for b in names]
         spec += [("pixel_count", int)] + [(f"pc{i + 1}", float) for i in range(k)]
-        stats_fields = make_fields(spec)
-        fields = QgsProcessingUtils.combineFields(zones.fields(), stats_fields)
+        fields = QgsProcessingUtils.combineFields(zones.fields(), make_fields(spec))
         sink, dest_id = self.parameterAsSink(parameters, "OUTPUT", context, fields, zones.wkbType(), zones.sourceCrs())
         if sink is None:
             raise QgsProcessingException(self.invalidSinkError(parameters, "OUTPUT"))
         rows = _Rows(result, k)
         index = {fid: i for i, fid in enumerate(kept_fids)}
         empty_row = [None] * len(spec)
-        for n, feat in enumerate(
-            zones.getFeatures(QgsFeatureRequest(), QgsProcessingFeatureSource.FlagSkipGeometryValidityChecks)
-        ):
+        for n, feat in enumerate(zones.getFeatures(QgsFeatureRequest(), SKIP_GEOMETRY_CHECKS)):
             # No cancellation here: the results are computed, and stopping now would leave a
             # half-written layer behind (the sink cannot be rolled back).
             if n % 500 == 0:
                 progress.set_progress(95.0 + 5.0 * n / max(total, 1))
             i = index.get(feat.id())
-            if i is None:
-                values = empty_row
-            else:
-                values = rows[i]
             out = QgsFeature(fields)
             out.setGeometry(feat.geometry())
-            out.setAttributes(list(feat.attributes()) + values)
-            if not sink.addFeature(out, QgsFeatureSink.FastInsert):
+            out.setAttributes(list(feat.attributes()) + (empty_row if i is None else rows[i]))
+            if not sink.addFeature(out, QgsFeatureSink.Flag.FastInsert):
                 raise QgsProcessingException(tr("A feature could not be written to the output layer."))
-        if k and context.willLoadLayerOnCompletion(dest_id):
-            context.layerToLoadOnCompletionDetails(dest_id).setPostProcessor(keep(GraduatedStyle("pc1")))
+        if k:
+            style_on_load(context, dest_id, None, GraduatedStyle("pc1"))
         return {"OUTPUT": dest_id}
 
     @staticmethod
-    def _crs_text(crs: QgsCoordinateReferenceSystem) -> str:
-        from .base import crs_string
-
-        return crs_string(crs)
-
-    @staticmethod
-    def _polygon_of(geom) -> tuple:
+    def _polygon_of(geom: QgsGeometry) -> tuple[QgsGeometry | None, bool]:
         """(valid polygon geometry or None, whether it had to be repaired)."""
         if geom is None or geom.isNull() or geom.isEmpty():
             return None, False
         if QgsWkbTypes.isCurvedType(geom.wkbType()):
             geom = QgsGeometry(geom.constGet().segmentize())
-        if geom.type() != QgsWkbTypes.PolygonGeometry:
+        if geom.type() != GEOMETRY_POLYGON:
             return None, False
         if geom.isGeosValid():
             return geom, False
         fixed = geom.makeValid()
-        if fixed is not None and not fixed.isNull() and fixed.type() != QgsWkbTypes.PolygonGeometry:
+        if fixed is not None and not fixed.isNull() and fixed.type() != GEOMETRY_POLYGON:
             # makeValid can return a collection of polygons and lines; keep the polygons.
-            fixed = fixed.convertToType(QgsWkbTypes.PolygonGeometry, True)
+            fixed = fixed.convertToType(GEOMETRY_POLYGON, True)
         if fixed is None or fixed.isNull() or fixed.isEmpty() or fixed.area() <= 0:
             return None, False
         return fixed, True
@@ -286,14 +227,14 @@ class ZonalStatsAlgorithm(EmbeddingsAlgorithm):
 class _Rows:
     """The statistics of zone i as Python values in field order (NaN -> None = NULL)."""
 
-    def __init__(self, result, k: int):
+    def __init__(self, result: ZonalStats, k: int):
         parts = [result.mean, result.std] + ([result.pcs] if k else [])
         self.table = np.concatenate(parts, axis=1)
         self.finite = np.isfinite(self.table).all(axis=1)
         self.n_stats = 2 * result.mean.shape[1]
         self.counts = result.pixel_count
 
-    def __getitem__(self, i: int) -> list:
+    def __getitem__(self, i: int) -> list[Any]:
         row = self.table[i].astype(np.float64).tolist()
         if not self.finite[i]:
             row = [v if math.isfinite(v) else None for v in row]

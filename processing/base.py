@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -12,7 +14,9 @@ from qgis.core import (
     QgsFields,
     QgsGeometry,
     QgsProcessingAlgorithm,
+    QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingFeedback,
     QgsProcessingParameterCrs,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterExtent,
@@ -23,9 +27,11 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
-from ..core.errors import Cancelled, EmbeddingsError
-from ..core.grid import DEFAULT_MAX_PIXELS, keep_proj_context
+from ..core.errors import EmbeddingsError
+from ..core.grid import DEFAULT_MAX_PIXELS, GridSpec
 from ..core.progress import Progress
+from ..core.source import SourceSpec
+from ..core.threads import keep_proj_context
 from .compat import (
     FIELD_DOUBLE,
     FIELD_INT64,
@@ -35,8 +41,7 @@ from .compat import (
     PARAMETER_ADVANCED,
     WKT2_2019,
 )
-
-ICONS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons")
+from .resources import icon_path
 
 SOURCE_HELP = (
     "The collection to read: a local index file (aef_index.csv, .gpkg or .parquet) or the folder "
@@ -44,9 +49,7 @@ SOURCE_HELP = (
     "Foundations product on Source Cooperative (needs internet)."
 )
 YEAR_HELP = "The year of the annual embeddings (the public product has 2017-2025)."
-EXTENT_HELP = (
-    "The area to read, in any CRS; normally the map canvas extent (use the button at the right " "of the field)."
-)
+EXTENT_HELP = "The area to read, in any CRS; normally the map canvas extent (use the button at the right of the field)."
 CRS_HELP = (
     "CRS of the output grid. Empty: the UTM zone of the extent's centre, in which the "
     "product's own pixels line up with the output (no resampling)."
@@ -59,13 +62,17 @@ MAX_PIXELS_HELP = (
     "Refuse extents with more output pixels than this, to protect memory, disk and bandwidth "
     "(200 million pixels of 64 bands are 12.8 GB)."
 )
+YEAR_LABELS = {"YEAR": ("Year", 2024), "YEAR_A": ("Year A (before)", 2017), "YEAR_B": ("Year B (after)", 2024)}
 
 
 def tr(text: str) -> str:
+    """Translate a fixed text; for texts with values, translate the template, then format it."""
     return QCoreApplication.translate("EarthEmbeddings", text)
 
 
-def with_help(param: QgsProcessingParameterDefinition, text: str, advanced: bool = False):
+def with_help(
+    param: QgsProcessingParameterDefinition, text: str, advanced: bool = False
+) -> QgsProcessingParameterDefinition:
     param.setHelp(tr(text))
     if advanced:
         param.setFlags(param.flags() | PARAMETER_ADVANCED)
@@ -75,7 +82,7 @@ def with_help(param: QgsProcessingParameterDefinition, text: str, advanced: bool
 class FeedbackProgress(Progress):
     """Forwards core progress and messages to a QgsProcessingFeedback."""
 
-    def __init__(self, feedback):
+    def __init__(self, feedback: QgsProcessingFeedback | None):
         self.feedback = feedback
 
     def set_progress(self, percent: float) -> None:
@@ -91,15 +98,28 @@ class FeedbackProgress(Progress):
 
     def warning(self, message: str) -> None:
         if self.feedback is not None:
-            self.feedback.pushWarning(message) if hasattr(self.feedback, "pushWarning") else self.feedback.reportError(
-                message
-            )
+            self.feedback.pushWarning(message)
+
+
+@contextlib.contextmanager
+def core_errors() -> Iterator[None]:
+    """Run a core call: its errors for the user become a QgsProcessingException sentence,
+    never a traceback. Algorithms run on QGIS's worker threads: see keep_proj_context."""
+    keep_proj_context()
+    try:
+        yield
+    except EmbeddingsError as exc:  # Cancelled included
+        raise QgsProcessingException(str(exc)) from None
+    except MemoryError:
+        raise QgsProcessingException(tr("Out of memory: choose a smaller extent or a coarser resolution.")) from None
+    except OSError as exc:
+        raise QgsProcessingException(tr("A file could not be read or written: {error}").format(error=exc)) from None
 
 
 _FIELD_TYPES = {float: FIELD_DOUBLE, int: FIELD_INT64, str: FIELD_STRING}
 
 
-def make_fields(spec) -> QgsFields:
+def make_fields(spec: Iterable[tuple[str, type]]) -> QgsFields:
     """QgsFields from [(name, python type)] (float, int or str)."""
     fields = QgsFields()
     for name, kind in spec:
@@ -107,7 +127,7 @@ def make_fields(spec) -> QgsFields:
     return fields
 
 
-def write_features(sink, fields: QgsFields, rows, feedback=None) -> int:
+def write_features(sink: QgsFeatureSink, fields: QgsFields, rows: Iterable[tuple[str, dict[str, Any]]]) -> int:
     """Add (wkt, {field: value}) rows to a sink; returns how many were written.
 
     Not cancellable on purpose: the rows are already computed, writing them is quick, and a
@@ -125,7 +145,7 @@ def write_features(sink, fields: QgsFields, rows, feedback=None) -> int:
     return count
 
 
-def crs_string(crs: QgsCoordinateReferenceSystem) -> str | None:
+def crs_string(crs: QgsCoordinateReferenceSystem | None) -> str | None:
     """An authority id (EPSG:...) when there is one, else WKT; None for an invalid CRS."""
     if crs is None or not crs.isValid():
         return None
@@ -135,13 +155,19 @@ def crs_string(crs: QgsCoordinateReferenceSystem) -> str | None:
     return crs.toWkt(WKT2_2019)
 
 
+def qgs_crs(text: str) -> QgsCoordinateReferenceSystem:
+    """The QGIS CRS of a core CRS string (an authority id or WKT)."""
+    crs = QgsCoordinateReferenceSystem(text)
+    return crs if crs.isValid() else QgsCoordinateReferenceSystem.fromWkt(text)
+
+
 class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
     """Base class: naming, icons, shared parameters, and turning core errors into sentences."""
 
     icon_name = "embeddings.svg"
     help_text = ""
 
-    def createInstance(self):
+    def createInstance(self) -> QgsProcessingAlgorithm:
         return type(self)()
 
     def group(self) -> str:
@@ -151,10 +177,10 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
         return ""
 
     def icon(self) -> QIcon:
-        return QIcon(os.path.join(ICONS, self.icon_name))
+        return QIcon(icon_path(self.icon_name))
 
     def svgIconPath(self) -> str:
-        return os.path.join(ICONS, self.icon_name)
+        return icon_path(self.icon_name)
 
     def shortHelpString(self) -> str:
         return tr(self.help_text)
@@ -163,7 +189,9 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
         return "https://github.com/earth-embeddings/earth-embeddings#algorithms"
 
     # Shared parameters ---------------------------------------------------------
-    def add_source_parameters(self, year_names=("YEAR",), optional_extent=False, extent=True):
+    def add_source_parameters(
+        self, year_names: tuple[str, ...] = ("YEAR",), optional_extent: bool = False, extent: bool = True
+    ) -> None:
         self.addParameter(
             with_help(
                 QgsProcessingParameterString(
@@ -173,8 +201,7 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
             )
         )
         for name in year_names:
-            label = {"YEAR": "Year", "YEAR_A": "Year A (before)", "YEAR_B": "Year B (after)"}.get(name, name)
-            default = {"YEAR": 2024, "YEAR_A": 2017, "YEAR_B": 2024}.get(name, 2024)
+            label, default = YEAR_LABELS[name]
             self.addParameter(
                 with_help(
                     QgsProcessingParameterNumber(
@@ -228,16 +255,13 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
             )
         )
 
-    def add_input_raster(self, name: str, label: str, help_text: str):
+    def add_input_raster(self, name: str, label: str, help_text: str) -> None:
         self.addParameter(with_help(QgsProcessingParameterRasterLayer(name, tr(label), optional=True), help_text))
 
-    def grid_parameters(self, parameters, context) -> dict:
-        """Extent (as xmin, ymin, xmax, ymax + CRS string), target CRS, resolution, limit."""
-        out = {
-            "target_crs": crs_string(self.parameterAsCrs(parameters, "TARGET_CRS", context)),
-            "resolution_m": self.parameterAsDouble(parameters, "RESOLUTION", context),
-            "max_pixels": self.parameterAsInt(parameters, "MAX_PIXELS", context),
-        }
+    # Reading parameters ----------------------------------------------------------
+    def grid_spec(self, parameters: dict[str, Any], context: QgsProcessingContext) -> GridSpec:
+        """Extent (xmin, ymin, xmax, ymax + its CRS, when given), target CRS, resolution, limit."""
+        extent = extent_crs = None
         if self.parameterDefinition("EXTENT") is not None and parameters.get("EXTENT") not in (None, ""):
             rect = self.parameterAsExtent(parameters, "EXTENT", context)
             ecrs = self.parameterAsExtentCrs(parameters, "EXTENT", context)
@@ -245,38 +269,48 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
                 ecrs = context.project().crs() if context.project() else QgsCoordinateReferenceSystem("EPSG:4326")
             if rect.isNull() or rect.isEmpty():
                 raise QgsProcessingException(tr("The extent is empty; choose an extent with a width and a height."))
-            out["extent"] = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
-            out["extent_crs"] = crs_string(ecrs) or "EPSG:4326"
-        return out
+            extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+            extent_crs = crs_string(ecrs) or "EPSG:4326"
+        return GridSpec(
+            extent=extent,
+            extent_crs=extent_crs,
+            target_crs=crs_string(self.parameterAsCrs(parameters, "TARGET_CRS", context)),
+            resolution_m=self.parameterAsDouble(parameters, "RESOLUTION", context),
+            max_pixels=self.parameterAsInt(parameters, "MAX_PIXELS", context),
+        )
 
-    def source_string(self, parameters, context) -> str:
+    def source_string(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
         return (self.parameterAsString(parameters, "SOURCE", context) or "").strip()
 
-    def raster_path(self, parameters, name: str, context) -> str | None:
+    def source_spec(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, year: str = "YEAR", raster: str = "INPUT"
+    ) -> SourceSpec:
+        """The collection and year, or the input raster when one is given."""
+        return SourceSpec(
+            collection=self.source_string(parameters, context),
+            year=self.parameterAsInt(parameters, year, context),
+            raster=self.raster_path(parameters, raster, context) if self.parameterDefinition(raster) else None,
+        )
+
+    def raster_path(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> str | None:
         if parameters.get(name) in (None, ""):
             return None
         layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None:
-            raise QgsProcessingException(tr(f"The raster given as {name} cannot be opened; choose a GDAL raster file."))
+            raise QgsProcessingException(
+                tr("The raster given as {name} cannot be opened; choose a GDAL raster file.").format(name=name)
+            )
         path = layer.source().split("|")[0]
         if layer.providerType() != "gdal" or not path:
             raise QgsProcessingException(
-                tr(f"The layer given as {name} is not a raster file on disk; save it as a GeoTIFF first.")
+                tr("The layer given as {name} is not a raster file on disk; save it as a GeoTIFF first.").format(
+                    name=name
+                )
             )
-        return path
+        return str(path)
 
-    def run_core(self, func, feedback, *args, **kwargs):
-        """Call into the core; user errors become QgsProcessingException sentences."""
-        keep_proj_context()  # algorithms run on QGIS's worker threads: see its docstring
-        try:
-            return func(*args, **kwargs)
-        except Cancelled as exc:
-            raise QgsProcessingException(str(exc)) from None
-        except EmbeddingsError as exc:
-            raise QgsProcessingException(str(exc)) from None
-        except MemoryError:
-            raise QgsProcessingException(
-                tr("Out of memory: choose a smaller extent or a coarser resolution.")
-            ) from None
-        except OSError as exc:
-            raise QgsProcessingException(tr(f"A file could not be read or written: {exc}")) from None
+    def geotiff_output(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
+        output = str(self.parameterAsOutputLayer(parameters, "OUTPUT", context))
+        if not output.lower().endswith((".tif", ".tiff")):
+            raise QgsProcessingException(tr("The output must be a GeoTIFF file (.tif)."))
+        return output

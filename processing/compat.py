@@ -3,16 +3,43 @@ QGIS 4 drops them). Use these instead of the class-level names."""
 
 from __future__ import annotations
 
-from qgis.core import Qgis, QgsCoordinateReferenceSystem, QgsProcessingParameterDefinition, QgsProcessingParameterNumber
+from qgis.core import (
+    Qgis,
+    QgsCoordinateReferenceSystem,
+    QgsProcessing,
+    QgsProcessingFeatureSource,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterNumber,
+    QgsWkbTypes,
+)
 
 if hasattr(Qgis, "ProcessingNumberParameterType"):  # QGIS >= 3.36
     NUMBER_INTEGER = Qgis.ProcessingNumberParameterType.Integer
     NUMBER_DOUBLE = Qgis.ProcessingNumberParameterType.Double
     PARAMETER_ADVANCED = Qgis.ProcessingParameterFlag.Advanced
+    SOURCE_POINT = Qgis.ProcessingSourceType.VectorPoint
+    SOURCE_POLYGON = Qgis.ProcessingSourceType.VectorPolygon
+    SOURCE_ANY_GEOMETRY = Qgis.ProcessingSourceType.VectorAnyGeometry
+    SKIP_GEOMETRY_CHECKS = Qgis.ProcessingFeatureSourceFlag.SkipGeometryValidityChecks
 else:
     NUMBER_INTEGER = QgsProcessingParameterNumber.Type.Integer
     NUMBER_DOUBLE = QgsProcessingParameterNumber.Type.Double
     PARAMETER_ADVANCED = QgsProcessingParameterDefinition.Flag.FlagAdvanced
+    SOURCE_POINT = QgsProcessing.SourceType.TypeVectorPoint
+    SOURCE_POLYGON = QgsProcessing.SourceType.TypeVectorPolygon
+    SOURCE_ANY_GEOMETRY = QgsProcessing.SourceType.TypeVectorAnyGeometry
+    SKIP_GEOMETRY_CHECKS = QgsProcessingFeatureSource.Flag.FlagSkipGeometryValidityChecks
+
+if hasattr(Qgis, "WkbType"):  # QGIS >= 3.30
+    WKB_POINT = Qgis.WkbType.Point
+    WKB_POLYGON = Qgis.WkbType.Polygon
+    GEOMETRY_POINT = Qgis.GeometryType.Point
+    GEOMETRY_POLYGON = Qgis.GeometryType.Polygon
+else:
+    WKB_POINT = QgsWkbTypes.Type.Point
+    WKB_POLYGON = QgsWkbTypes.Type.Polygon
+    GEOMETRY_POINT = QgsWkbTypes.GeometryType.PointGeometry
+    GEOMETRY_POLYGON = QgsWkbTypes.GeometryType.PolygonGeometry
 
 if hasattr(Qgis, "CrsWktVariant"):  # QGIS >= 3.36
     WKT2_2019 = Qgis.CrsWktVariant.Wkt2_2019

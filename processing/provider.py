@@ -9,11 +9,9 @@ from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsProcessingModelAlg
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.deps import importable, install_message, missing_dependencies
+from .resources import LOG_TAG, MODELS, icon_path
 
-RESOURCES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources")
-ICON = os.path.join(RESOURCES, "icons", "embeddings.svg")
-MODELS = os.path.join(RESOURCES, "models")
-LOG_TAG = "Earth Embeddings"
+ICON = icon_path("embeddings.svg")
 
 # (module, class, Python packages the algorithm cannot run without)
 ALGORITHMS = (

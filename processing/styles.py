@@ -2,28 +2,38 @@
 
 from __future__ import annotations
 
-import os
+import math
 
-from qgis.core import Qgis, QgsProcessingLayerPostProcessorInterface, QgsRasterLayer
+from qgis.core import (
+    Qgis,
+    QgsMapLayer,
+    QgsProcessingContext,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRasterLayer,
+)
 
-STYLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "styles")
+from .resources import style_path
 
 # Post-processors must outlive processAlgorithm (QGIS calls them afterwards, on the main
 # thread); keep the latest ones referenced.
-_KEEP: list = []
+_KEEP: list[QgsProcessingLayerPostProcessorInterface] = []
 
 
-def keep(post_processor):
+def style_on_load(
+    context: QgsProcessingContext, dest: str, name: str | None, post_processor: QgsProcessingLayerPostProcessorInterface
+) -> None:
+    """When Processing loads the output ``dest``, give it ``name`` (None: keep QGIS's) and style it."""
+    if not context.willLoadLayerOnCompletion(dest):
+        return
+    details = context.layerToLoadOnCompletionDetails(dest)
+    if name:
+        details.name = name
     _KEEP.append(post_processor)
     del _KEEP[:-32]
-    return post_processor
+    details.setPostProcessor(post_processor)
 
 
-def style_path(name: str) -> str:
-    return os.path.join(STYLES, name)
-
-
-def apply_qml(layer, name: str) -> bool:
+def apply_qml(layer: QgsMapLayer, name: str) -> bool:
     message, ok = layer.loadNamedStyle(style_path(name))
     layer.triggerRepaint()
     return bool(ok)
@@ -118,8 +128,6 @@ class QmlStyle(QgsProcessingLayerPostProcessorInterface):
 
 def stretch_pseudocolor(layer: QgsRasterLayer, minimum: float, maximum: float) -> bool:
     """Re-spread a single-band pseudocolor layer's ramp (from its QML) over [minimum, maximum]."""
-    import math
-
     from qgis.core import QgsColorRampShader, QgsSingleBandPseudoColorRenderer
 
     renderer = layer.renderer()
@@ -153,13 +161,3 @@ class PseudocolorStyle(QmlStyle):
             return
         apply_qml(layer, self.qml)
         stretch_pseudocolor(layer, self.minimum, self.maximum)
-
-
-def change_style() -> QmlStyle:
-    """1 - cosine: black-blue-cyan-yellow-red over 0..0.5 (above 0.5 stays red), ramp legend."""
-    return QmlStyle("change.qml")
-
-
-def change_areas_style() -> QmlStyle:
-    """Change polygons: a magenta outline, no fill, so the change map shows through."""
-    return QmlStyle("change_areas.qml")

@@ -28,23 +28,19 @@ def child(kernel: str):
     import numpy as np
 
     from earth_embeddings.core.change import change_of_blocks
-    from earth_embeddings.core.collection import open_collection
     from earth_embeddings.core.grid import Window, grid_for_extent
     from earth_embeddings.core.quant import LUT
-    from earth_embeddings.core.reader import CollectionSource, MosaicReader
     from earth_embeddings.core.similarity import Scorer
+    from earth_embeddings.core.source import open_years
 
     facts = bl.collection_facts()
     extent = bl.extent_16n(facts, 0.5, 0.5)
     grid = grid_for_extent(extent, "EPSG:32616", "EPSG:32616", 10.0)
-    coll = open_collection(facts["index"])
     windows = [w for w in grid.blocks(512) if w.width == 512 and w.height == 512][:BLOCKS]
     blocks = {}
-    for year in (2017, 2024):
-        src = CollectionSource(coll, year)
-        with MosaicReader(src, grid) as reader:
-            blocks[year] = [reader.read(Window(w.col_off, w.row_off, w.width, w.height)) for w in windows]
-        src.close()
+    for src in open_years(facts["index"], (2017, 2024)):
+        with src, src.reader(grid) as reader:
+            blocks[src.year] = [reader.read(Window(w.col_off, w.row_off, w.width, w.height)) for w in windows]
     a, b = blocks[2017], blocks[2024]
     q = a[0].unit_vectors()[1000]
     scorer = Scorer(q[None, :])

@@ -65,25 +65,27 @@ def _write_float(path, arr, grid):
 
 
 def plugin(workload, facts, extent, out):
-    from earth_embeddings.core.change import change_map
-    from earth_embeddings.core.similarity import Exemplar, similarity_map
-    from earth_embeddings.core.zonal import zonal_statistics
+    from earth_embeddings.core.change import ChangeRequest, change_map
+    from earth_embeddings.core.grid import GridSpec
+    from earth_embeddings.core.similarity import Exemplar, SimilarityRequest, similarity_map
+    from earth_embeddings.core.source import SourceSpec
+    from earth_embeddings.core.zonal import ZonalRequest, zonal_statistics
 
     index = facts["index"]
+    grid = GridSpec(extent, CRS, CRS)
     if workload == "change":
-        s = change_map(out + ".tif", source=index, year_a=2017, year_b=2024, extent=extent, extent_crs=CRS,
-                       target_crs=CRS, min_area_m2=None)  # fmt: skip
+        s = change_map(ChangeRequest(out + ".tif", grid, index, 2017, 2024, min_area_m2=None))
         return {"pixels": s.grid.pixels, "valid": s.valid_pixels, "p50": s.p50, "p99": s.p99}
     if workload in ("similarity", "topk"):
         x, y = _exemplar_xy(extent)
         ex = Exemplar({"type": "Point", "coordinates": [x, y]}, CRS, "bench")
-        r = similarity_map([ex], out + ".tif", source=index, year=2024, extent=extent, extent_crs=CRS,
-                           target_crs=CRS, top_k=TOP_K if workload == "topk" else 0)  # fmt: skip
+        top_k = TOP_K if workload == "topk" else 0
+        r = similarity_map(SimilarityRequest([ex], out + ".tif", SourceSpec(index, 2024), grid, top_k=top_k))
         top = [[p.x, p.y, round(p.score, 5)] for p in (r.top or [])]
         return {"pixels": r.grid.pixels, "valid": r.valid_pixels, "top": top, "method": r.search_method}
     if workload == "zonal":
         zones = _read_zones(facts["zones"])
-        z = zonal_statistics(index, 2024, None, zones, CRS)
+        z = zonal_statistics(ZonalRequest(SourceSpec(index, 2024), zones, CRS, CRS))
         _write_zonal_csv(out + ".csv", z.pixel_count, z.mean, z.std)
         return {"zones": len(zones), "pixels_read": int(z.pixels_read)}
     raise ValueError(workload)
@@ -102,19 +104,17 @@ def _write_zonal_csv(path, count, mean, std):
 
 def floor(workload, facts, extent, out):
     """The plugin's reader over the same blocks, computing nothing."""
-    from earth_embeddings.core.collection import open_collection
-    from earth_embeddings.core.reader import CollectionSource, MosaicReader
+    from earth_embeddings.core.pipeline import stream, windows_for
+    from earth_embeddings.core.progress import Progress
+    from earth_embeddings.core.source import open_years
 
     grid = _grid(extent)
-    coll = open_collection(facts["index"])
     years = (2017, 2024) if workload == "change" else (2024,)
     pixels = 0
-    for year in years:
-        src = CollectionSource(coll, year)
-        with MosaicReader(src, grid) as reader:
-            for block in reader.blocks():
+    for src in open_years(facts["index"], years):
+        with src, src.reader(grid) as reader:
+            for _, (block,) in stream([reader], windows_for(grid, [reader]), Progress()):
                 pixels += int(block.valid.sum())
-        src.close()
     return {"pixels": grid.pixels, "valid_read": pixels}
 
 

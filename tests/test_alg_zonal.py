@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import rasterio
+from core_calls import load as load_embeddings
 from ee_helpers import Recorder
 from qgis.core import (
     QgsFeature,
@@ -15,8 +16,7 @@ from qgis.core import (
 )
 from zonal_check import expected_stats, sample_zones, to_crs
 
-from earth_embeddings.core.load import load_embeddings
-from earth_embeddings.core.zonal import zones_crs
+from earth_embeddings.core.grid import centre_utm
 
 BANDS = [f"A{i:02d}" for i in range(64)]
 
@@ -47,7 +47,7 @@ def polygon_layer(wkts, crs="EPSG:4326", name="zones"):
 @pytest.fixture(scope="module")
 def sample_2024(sample_dir, sample_index, tmp_path_factory):
     feats, bbox = sample_zones(sample_dir)
-    crs, _ = zones_crs(bbox, "EPSG:4326")
+    crs = centre_utm(bbox, "EPSG:4326")
     raster = str(tmp_path_factory.mktemp("zonal-alg") / "emb_2024.tif")
     load_embeddings(sample_index, 2024, bbox, "EPSG:4326", raster, target_crs=crs)
     return {"feats": feats, "crs": crs, "raster": raster}

@@ -2,7 +2,7 @@
 again and again on the same pooled threads, and give the same result each time.
 
 Under pyproj 3.7 (QGIS 3.40 on Debian 13) the second run on a pooled thread used to crash QGIS:
-see core.grid.keep_proj_context.
+see core.threads.keep_proj_context.
 """
 
 import time

@@ -3,15 +3,17 @@
 import numpy as np
 import pytest
 import rasterio
+from core_calls import change as change_map
 from rasterio import features
 from rasterio.transform import Affine
 
 from earth_embeddings.core import change as change_mod
-from earth_embeddings.core.change import NODATA_CHANGE, StreamingHistogram, change_map
+from earth_embeddings.core.change import NODATA_CHANGE
 from earth_embeddings.core.errors import Cancelled, EmbeddingsError
 from earth_embeddings.core.grid import transformer
 from earth_embeddings.core.progress import Progress
 from earth_embeddings.core.quant import LUT, NODATA
+from earth_embeddings.core.stats import StreamingHistogram
 
 
 def roc_auc(scores, labels):

@@ -5,10 +5,10 @@ import time
 import numpy as np
 import pytest
 import rasterio
+from core_calls import load as load_embeddings
 from httpserver import RangeServer
 
 from earth_embeddings.core.errors import EmbeddingsError
-from earth_embeddings.core.load import load_embeddings
 from earth_embeddings.core.remote import cache_dir, fetch_cached
 
 

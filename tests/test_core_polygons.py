@@ -2,8 +2,9 @@ import numpy as np
 import rasterio
 from rasterio.transform import from_origin
 
-from earth_embeddings.core.grid import grid_of_raster
-from earth_embeddings.core.polygons import areas_above, geojson_to_wkt, polygon_area
+from earth_embeddings.core.geometry import geojson_to_wkt, polygon_area
+from earth_embeddings.core.polygons import areas_above
+from earth_embeddings.core.source import RasterSource
 
 
 def write(path, arr, transform=None, nodata=-9999.0):
@@ -57,11 +58,12 @@ def test_polygon_area_and_wkt():
     assert geojson_to_wkt(geom).startswith("POLYGON ((0 0, 10 0")
 
 
-def test_grid_of_raster_turns_bottom_up_north_up(tmp_path):
+def test_the_native_grid_of_a_bottom_up_raster_is_north_up(tmp_path):
     from affine import Affine
 
-    arr = np.zeros((20, 30), "float32")
-    write(tmp_path / "bu.tif", arr, transform=Affine(10, 0, 500000, 0, 10, 4900000))
-    g = grid_of_raster(str(tmp_path / "bu.tif"))
+    profile = dict(driver="GTiff", width=30, height=20, count=2, dtype="float32", crs="EPSG:32616")
+    with rasterio.open(tmp_path / "bu.tif", "w", transform=Affine(10, 0, 500000, 0, 10, 4900000), **profile) as ds:
+        ds.write(np.ones((2, 20, 30), "float32"))  # two bands: an embedding raster
+    g = RasterSource(str(tmp_path / "bu.tif")).native_grid()
     assert g.transform.e == -10 and g.bounds == (500000, 4900000, 500300, 4900200)
     assert (g.width, g.height) == (30, 20)

@@ -3,12 +3,15 @@
 import numpy as np
 import pytest
 import rasterio
+from core_calls import load as load_embeddings
+from core_calls import source as open_source
 
 from earth_embeddings.core.errors import EmbeddingsError
 from earth_embeddings.core.grid import grid_for_extent, transformer
-from earth_embeddings.core.load import load_embeddings, open_source
+from earth_embeddings.core.pipeline import stream, windows_for
+from earth_embeddings.core.progress import Progress
 from earth_embeddings.core.quant import LUT, NODATA
-from earth_embeddings.core.reader import MosaicReader, RasterSource, read_points
+from earth_embeddings.core.source import RasterSource
 
 
 def expected_on_grid(truth, crs, xs, ys, year):
@@ -155,7 +158,7 @@ def coarse_vs_fine(sample_index, tmp_path, ext, res):
     cv = LUT[c.view(np.uint8)].astype(np.float64)
     cos = (mean * cv).sum(axis=0) / np.linalg.norm(cv, axis=0)
     g = grid_for_extent(ext, "EPSG:32615", "EPSG:32615", res)
-    with MosaicReader(open_source(sample_index, 2017), g) as reader:
+    with open_source(sample_index, 2017).reader(g) as reader:
         level = reader.plan.level_factor
     return cos, valid, np.linalg.norm(cv, axis=0), level
 
@@ -212,7 +215,7 @@ def test_raster_source_reads_a_plain_raster_and_resamples(wisconsin_raster, tmp_
         ref = ds.read()
         b = ds.bounds
     g = grid_for_extent((b.left, b.bottom, b.right, b.top), "EPSG:32616", "EPSG:32616", 10)
-    with MosaicReader(src, g) as reader:
+    with src.reader(g) as reader:
         blk = reader.read(next(iter(g.blocks(512))))
     assert np.array_equal(blk.data, ref)
     assert blk.valid.sum() == (~(ref == NODATA).any(axis=0)).sum()
@@ -245,21 +248,21 @@ def test_extent_without_coverage_is_a_clear_error(sample_index, tmp_path):
 def test_point_reads_anywhere(sample_index, truth):
     src = open_source(sample_index, 2017)
     lon, lat = truth.notes["bbox_wgs84"][0] + 0.01, truth.lat0
-    vec = read_points(src, [(lon, lat), (10.0, 10.0)], "EPSG:4326")
-    assert np.isfinite(vec[0]).all() and np.isnan(vec[1]).all()
+    here, far = src.pixel_at(lon, lat, "EPSG:4326"), src.pixel_at(10.0, 10.0, "EPSG:4326")
+    assert here is not None and here[1] and np.isfinite(here[0]).all() and far is None
     cls = truth.class_at(lon, lat, 2017)
     protos = np.asarray(truth.prototypes)
-    assert np.argmax(protos @ vec[0]) == cls
+    assert np.argmax(protos @ here[0]) == cls
 
 
 def test_reader_gives_gdal_a_block_cache_in_megabytes(wisconsin_raster):
     # rasterio passes an integer GDAL_CACHEMAX to GDAL as bytes; 256 meant a 256-byte cache.
     from osgeo import gdal
 
-    from earth_embeddings.core.grid import grid_of_raster
-    from earth_embeddings.core.reader import GDAL_CACHE_MB, MosaicReader, RasterSource
+    from earth_embeddings.core.reader import GDAL_CACHE_MB
 
-    with MosaicReader(RasterSource(wisconsin_raster), grid_of_raster(wisconsin_raster)):
+    src = RasterSource(wisconsin_raster)
+    with src.reader(src.native_grid()):
         assert gdal.GetCacheMax() == GDAL_CACHE_MB * 1024 * 1024
 
 
@@ -267,11 +270,11 @@ def test_tiles_are_closed_after_the_last_block_that_needs_them(sample_index, tru
     # Memory must not grow with the extent: a tile no later block touches is closed, and
     # reading it again afterwards still works (it reopens).
     g = grid_for_extent(truth.notes["bbox_wgs84"], "EPSG:4326", "EPSG:32615", 10)
-    with MosaicReader(open_source(sample_index, 2017), g) as reader:
+    with open_source(sample_index, 2017).reader(g) as reader:
         tiles = reader.plan.tiles
         assert len(tiles) >= 4
         open_counts, blocks = [], []
-        for block in reader.blocks(256):
+        for _, (block,) in stream([reader], windows_for(g, [reader], 256), Progress()):
             open_counts.append(sum(1 for t in tiles if t._levels))
             blocks.append(block)
         assert max(open_counts) < len(tiles)  # never all open at once

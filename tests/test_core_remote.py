@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import rasterio
+from core_calls import load as load_embeddings
 from httpserver import RangeServer, total_size
 
 from earth_embeddings.core.collection import open_collection
 from earth_embeddings.core.errors import EmbeddingsError
-from earth_embeddings.core.load import load_embeddings
 from earth_embeddings.core.remote import USER_AGENT, fetch_cached
 
 

@@ -5,13 +5,14 @@ import sys
 import numpy as np
 import pytest
 import rasterio
+from core_calls import similarity as similarity_map
+from core_calls import source as open_source
 
 from earth_embeddings.core.errors import Cancelled, EmbeddingsError
 from earth_embeddings.core.grid import transformer
-from earth_embeddings.core.load import open_source
 from earth_embeddings.core.progress import Progress
 from earth_embeddings.core.quant import LUT
-from earth_embeddings.core.similarity import NODATA_SCORE, Exemplar, exemplar_vector, similarity_map
+from earth_embeddings.core.similarity import NODATA_SCORE, Exemplar, exemplar_vector
 from earth_embeddings.scripts.sample import CLASSES, class_interior_points
 
 YEAR = 2017
@@ -288,9 +289,9 @@ def test_no_exemplars_is_an_error(sample_index, truth, tmp_path):
 @pytest.mark.parametrize("quantised", [True, False])
 @pytest.mark.parametrize("aggregate,n_neg", [("mean", 0), ("mean", 1), ("max", 0), ("max", 2)])
 def test_block_scores_equal_the_scores_of_the_unit_vectors(wisconsin_raster, quantised, aggregate, n_neg):
+    from earth_embeddings.core.block import CHUNK_PIXELS, Block
     from earth_embeddings.core.grid import Window
-    from earth_embeddings.core.reader import Block
-    from earth_embeddings.core.similarity import CHUNK_PIXELS, Scorer
+    from earth_embeddings.core.similarity import Scorer
 
     with rasterio.open(wisconsin_raster) as ds:
         codes = ds.read()

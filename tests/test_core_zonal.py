@@ -5,15 +5,18 @@ import math
 import numpy as np
 import pytest
 import rasterio
+from core_calls import load as load_embeddings
+from core_calls import source as open_source
+from core_calls import zonal as zonal_statistics
 from zonal_check import centres_inside, expected_stats, sample_zones, to_crs
 
 from earth_embeddings.core.errors import Cancelled, EmbeddingsError
-from earth_embeddings.core.grid import transformer
-from earth_embeddings.core.load import load_embeddings
+from earth_embeddings.core.geometry import polygon_centroid
+from earth_embeddings.core.grid import centre_utm, transformer
 from earth_embeddings.core.progress import Progress
 from earth_embeddings.core.quant import LUT, NODATA
-from earth_embeddings.core.reader import RasterSource
-from earth_embeddings.core.zonal import compute_zonal, polygon_centroid, zonal_statistics, zones_crs
+from earth_embeddings.core.source import RasterSource
+from earth_embeddings.core.zonal import compute_zonal, zones_frame
 from earth_embeddings.scripts.sample import CLASSES, class_interior_points
 
 
@@ -38,7 +41,7 @@ class Log(Progress):
 def loaded(sample_dir, sample_index, tmp_path_factory):
     """The sample's zones in their UTM zone and the 10 m rasters of both years over them."""
     feats, bbox = sample_zones(sample_dir)
-    crs, anchor = zones_crs(bbox, "EPSG:4326")
+    crs, anchor = centre_utm(bbox, "EPSG:4326"), (0.0, 0.0)
     folder = tmp_path_factory.mktemp("zonal")
     rasters = {}
     for year in (2017, 2024):
@@ -54,10 +57,7 @@ def test_means_and_stds_match_an_independent_computation(sample_index, loaded, y
     log = Log()
     zones = loaded["zones"]
     src_result = zonal_statistics(sample_index, year, None, zones, loaded["crs"], progress=log)
-    from earth_embeddings.core.collection import open_collection
-    from earth_embeddings.core.reader import CollectionSource
-
-    src = CollectionSource(open_collection(sample_index), year)
+    src = open_source(sample_index, year)
     res = compute_zonal(src, zones, loaded["crs"], block_px=block_px, chunk_blocks=chunk_blocks)
     src.close()
     assert res.band_names == [f"A{i:02d}" for i in range(64)]
@@ -261,10 +261,7 @@ def test_cancel_stops_the_run(sample_index, loaded):
         def is_cancelled(self):
             return self.started
 
-    from earth_embeddings.core.collection import open_collection
-    from earth_embeddings.core.reader import CollectionSource
-
-    src = CollectionSource(open_collection(sample_index), 2024)
+    src = open_source(sample_index, 2024)
     progress = CancelAfterStart()
     with pytest.raises(Cancelled):
         compute_zonal(src, loaded["zones"], loaded["crs"], progress=progress, block_px=64)
@@ -311,9 +308,9 @@ def test_real_wisconsin_vectors_match_the_independent_computation(wisconsin_rast
     with rasterio.open(wisconsin_raster) as ds:
         b = ds.bounds
         crs = ds.crs.to_string()
-    got_crs, anchor = zones_crs((b.left, b.bottom, b.right, b.top), crs, None, wisconsin_raster)
+    got_crs, _ = zones_frame(RasterSource(wisconsin_raster), (b.left, b.bottom, b.right, b.top), crs)
     assert got_crs == crs
-    res = zonal_statistics(None, None, wisconsin_raster, zones, crs, pca_components=2, anchor=anchor)
+    res = zonal_statistics(None, None, wisconsin_raster, zones, crs, pca_components=2)
     for i, zone in enumerate(zones):
         count, mean, std = expected_stats(wisconsin_raster, zone)
         assert res.pixel_count[i] == count and count > 0
@@ -328,7 +325,7 @@ def test_real_wisconsin_vectors_match_the_independent_computation(wisconsin_rast
 
 
 def test_a_float_raster_off_the_10_m_lattice_is_read_on_its_own_pixels(wisconsin_raster, tmp_path):
-    # De-quantized values as float32, origin shifted by 3 m, a NaN patch: zones_crs anchors the
+    # De-quantized values as float32, origin shifted by 3 m, a NaN patch: zones_frame anchors the
     # grid on the raster's lattice, so every pixel is its own (no resampling).
     with rasterio.open(wisconsin_raster) as ds:
         codes = ds.read()
@@ -343,9 +340,9 @@ def test_a_float_raster_off_the_10_m_lattice_is_read_on_its_own_pixels(wisconsin
     zones = wisconsin_zones(str(path))
     with rasterio.open(path) as ds:
         b, crs = ds.bounds, ds.crs.to_string()
-    _, anchor = zones_crs((b.left, b.bottom, b.right, b.top), crs, None, str(path))
-    assert anchor[0] % 10 == pytest.approx(3.0)
     src = RasterSource(str(path))
+    _, anchor = zones_frame(src, (b.left, b.bottom, b.right, b.top), crs)
+    assert anchor[0] % 10 == pytest.approx(3.0)
     res = compute_zonal(src, zones, crs, anchor=anchor, block_px=32, chunk_blocks=2)
     src.close()
     for i, zone in enumerate(zones):
@@ -382,9 +379,8 @@ def test_a_tessellation_gives_every_pixel_to_exactly_one_zone(wisconsin_raster):
         }
     )
     src = RasterSource(wisconsin_raster)
-    res = compute_zonal(
-        src, zones, crs, anchor=zones_crs(None, crs, None, wisconsin_raster)[1], block_px=32, chunk_blocks=2
-    )
+    anchor = zones_frame(src, (b.left, b.bottom, b.right, b.top), crs)[1]
+    res = compute_zonal(src, zones, crs, anchor=anchor, block_px=32, chunk_blocks=2)
     src.close()
     outline = {
         "type": "Polygon",

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 import rasterio
+from core_calls import change as change_map
 from qgis_cli import QGIS_PROCESS, make_profile, qgis_process, run_algorithm
 
-from earth_embeddings.core.change import NODATA_CHANGE, change_map
+from earth_embeddings.core.change import NODATA_CHANGE
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,60 @@
+"""A block of embeddings on the target grid, and the chunk size the block kernels share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .arrays import Array
+from .grid import Window
+from .quant import LUT, quantize
+
+# Pixels per kernel step: 64 bands x 16384 px of float32 = 4 MB per temporary, cache-sized.
+CHUNK_PIXELS = 16384
+
+
+@dataclass
+class Block:
+    """Embeddings for one window of the target grid.
+
+    ``data`` is (bands, h, w): int8 codes with -128 where invalid when ``quantised``,
+    else float32 with NaN where invalid. ``valid`` is (h, w).
+    """
+
+    window: Window
+    data: Array
+    valid: Array
+    quantised: bool
+
+    def values(self) -> Array:
+        """float32 (bands, h, w), NaN where invalid."""
+        if self.quantised:
+            return np.asarray(LUT[self.data.view(np.uint8)])
+        return self.data
+
+    def chunk_values(self, flat_slice: slice) -> Array:
+        """float32 (bands, n) of a run of the block's pixels in row-major order: a copy, so that
+        kernels may work on it in place (codes through the LUT, NaN for no-data)."""
+        data = self.data.reshape(self.data.shape[0], -1)[:, flat_slice]
+        if self.quantised:
+            return np.take(LUT, data.view(np.uint8))
+        return data.astype(np.float32)
+
+    def unit_vectors(self) -> Array:
+        """float32 (n_valid, bands): the valid pixels' vectors renormalised to unit length."""
+        if self.quantised:
+            v = LUT[self.data[:, self.valid].view(np.uint8)].T
+        else:
+            v = self.data[:, self.valid].T
+        v = np.ascontiguousarray(v, dtype=np.float32)
+        norm = np.sqrt(np.einsum("ij,ij->i", v, v))
+        norm[norm == 0] = 1.0
+        v /= norm[:, None]
+        return v
+
+    def codes(self) -> Array:
+        """int8 codes (bands, h, w), quantising float data if needed."""
+        if self.quantised:
+            return self.data
+        return quantize(self.data)
