@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
 from qgis.PyQt.QtGui import QIcon
 
@@ -13,9 +11,9 @@ except ImportError:
     from qgis.PyQt.QtWidgets import QAction
 
 from ..core.deps import install_message, missing_dependencies
-from .slots import LOG_TAG, guarded
+from ..processing.resources import LOG_TAG, icon_path
+from .slots import guarded, show_warning
 
-ICONS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons")
 MENU = "&Earth Embeddings"
 
 
@@ -158,7 +156,7 @@ class EarthEmbeddingsPlugin:
         self.search_tool = self.search_action = self.search_dock = self.search = None
 
     def add_action(self, icon: str, text: str, callback, toolbar: bool = True, checkable: bool = False) -> QAction:
-        action = QAction(QIcon(os.path.join(ICONS, icon)), text, self.iface.mainWindow())
+        action = QAction(QIcon(icon_path(icon)), text, self.iface.mainWindow())
         action.setCheckable(checkable)
         action.triggered.connect(callback)
         self.iface.addPluginToMenu(MENU, action)
@@ -169,9 +167,7 @@ class EarthEmbeddingsPlugin:
 
     def show_error(self, message: str) -> None:
         """One sentence in the log and, in the desktop, the message bar."""
-        QgsMessageLog.logMessage(message, LOG_TAG, Qgis.MessageLevel.Warning)
-        if self.iface is not None:
-            self.iface.messageBar().pushMessage("Earth Embeddings", message, level=Qgis.MessageLevel.Warning)
+        show_warning(self.iface, "Earth Embeddings", message)
 
     def check_dependencies(self) -> str:
         missing = missing_dependencies()

@@ -17,7 +17,6 @@ import tempfile
 from dataclasses import dataclass, field
 
 from qgis.core import (
-    Qgis,
     QgsApplication,
     QgsCategorizedSymbolRenderer,
     QgsCoordinateReferenceSystem,
@@ -26,7 +25,6 @@ from qgis.core import (
     QgsFeature,
     QgsGeometry,
     QgsMarkerSymbol,
-    QgsMessageLog,
     QgsPointXY,
     QgsProcessingAlgRunnerTask,
     QgsProcessingContext,
@@ -42,7 +40,7 @@ from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
 from ..processing.styles import apply_qml, stretch_pseudocolor
 from .maptool import ADD_EXEMPLAR, ADD_NEGATIVE, REPLACE
 from .options import SearchOptions
-from .slots import LOG_TAG, guarded
+from .slots import guarded, show_warning
 
 ALGORITHM_ID = "embeddings:similarity"
 GROUP_NAME = "Earth Embeddings search"
@@ -391,10 +389,7 @@ class SearchController(QObject):
 
     # Messages and shutdown ----------------------------------------------------------
     def show_error(self, message: str) -> None:
-        QgsMessageLog.logMessage(message, LOG_TAG, Qgis.MessageLevel.Warning)
-        bar = self.iface.messageBar() if self.iface is not None else None
-        if bar is not None:
-            bar.pushMessage(TITLE, message, level=Qgis.MessageLevel.Warning, duration=10)
+        show_warning(self.iface, TITLE, message, duration=10)
 
     def shutdown(self) -> None:
         """Cancel running searches and drop every reference (plugin unload)."""
