@@ -39,6 +39,7 @@ package:
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	MYPYPATH=build/pkgpath $(VENV)/bin/mypy --config-file pyproject.toml -p earth_embeddings.core
 
 format: setup
 	$(VENV)/bin/ruff format .
