@@ -358,3 +358,28 @@ def test_forest_is_not_saved(tmp_path):
         save_model(fit_forest(X, y), tmp_path / "f.npz")
     assert list(tmp_path.iterdir()) == []
 
+
+# ----------------------------------------------------------------------------- real AEF vectors
+
+
+def test_centroid_classification_of_real_embeddings_is_coherent(wisconsin_vectors):
+    """Real Wisconsin AEF pixels: classes labelled at a few pixels each (the pixels nearest
+    to five k-means centres of the scene, 8 per class) are found again over the scene, and
+    the class map is spatially coherent (neighbouring pixels mostly share a class)."""
+    from earth_embeddings.core.kmeans import spherical_kmeans
+
+    X, rows, cols = wisconsin_vectors
+    clusters = spherical_kmeans(X, 5, seed=0)
+    cid = clusters.assign(X)
+    rng = np.random.default_rng(1)
+    train = np.concatenate([rng.choice(np.flatnonzero(cid == c), 8, replace=False) for c in range(1, 6)])
+    for method in ("centroid", "logistic"):
+        model = fit_classifier(method, X[train], cid[train])
+        pred = model.predict(X)
+        assert np.mean(pred == cid) >= 0.75, (method, np.mean(pred == cid))
+        grid = np.full((rows.max() + 1, cols.max() + 1), -1)
+        grid[rows, cols] = pred
+        same = (grid[:, 1:] == grid[:, :-1]) & (grid[:, 1:] >= 0)
+        pairs = (grid[:, 1:] >= 0) & (grid[:, :-1] >= 0)
+        share = np.bincount(pred)[1:] / pred.size
+        assert same.sum() / pairs.sum() > 2 * float(share @ share), method  # far above chance
