@@ -40,6 +40,9 @@ FOREST_TREES = 100
 CHUNK_PIXELS = 65536
 # The NumPy kNN holds a (chunk, training vectors) float32 score matrix: at most this many cells.
 KNN_SCORE_CELLS = 1 << 22
+# A float32 inner product of two unit vectors of 64-128 bands is within ~1e-6 of the exact
+# value in faiss and in BLAS alike; scores further apart than this are ordered alike by both.
+KNN_TOLERANCE = 1e-5
 
 MODEL_FORMAT = "earth-embeddings-classifier"
 MODEL_VERSION = 1
@@ -242,10 +245,11 @@ class KnnModel(Classifier):
     """K nearest training vectors by cosine, majority vote; confidence = share of the votes.
 
     Neighbours are ranked by cosine, ties by training row (the lower first). Candidates come
-    from faiss (``IndexFlatIP``) or from a NumPy product, 2K of them, and are re-scored in
-    float64 by the same code on both paths: the paths rank the same neighbours, although
-    faiss and BLAS round their float32 sums differently. A tied vote goes to the class of
-    the nearest neighbour among the tied classes.
+    from faiss (``IndexFlatIP``) or from a NumPy product, 2K of them; where their float32
+    scores are too close to trust the order, they are re-scored in float64 by the same code
+    on both paths: the paths rank the same neighbours, although faiss and BLAS round their
+    float32 sums differently. A tied vote goes to the class of the nearest neighbour among
+    the tied classes.
     """
 
     vectors: np.ndarray = None  # (m, bands) float32, unit rows
@@ -274,41 +278,55 @@ class KnnModel(Classifier):
             return CHUNK_PIXELS
         return max(256, KNN_SCORE_CELLS // max(1, self.vectors.shape[0]))
 
-    def _candidates(self, q: np.ndarray, depth: int) -> np.ndarray:
-        """(n, depth) training rows among the best by inner product with unit rows q (n, bands)."""
+    def _candidates(self, q: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """(n, depth) training rows of highest inner product with unit rows q (n, bands) and
+        those float32 products, best first."""
         if self._faiss is not None:
             if self._index is None:
                 self._index = self._faiss.IndexFlatIP(self.bands)
                 self._index.add(self.vectors)
-            _, ids = self._index.search(q, depth)
-            return ids
+            scores, ids = self._index.search(q, depth)
+            return ids, scores
         s = q @ self.vectors.T
-        if depth >= s.shape[1]:
-            return np.broadcast_to(np.arange(s.shape[1]), s.shape).copy()
-        return np.argpartition(-s, depth - 1, axis=1)[:, :depth]
+        if depth < s.shape[1]:
+            ids = np.argpartition(-s, depth - 1, axis=1)[:, :depth]
+        else:
+            ids = np.broadcast_to(np.arange(s.shape[1]), s.shape)
+        scores = np.take_along_axis(s, ids, axis=1)
+        order = np.argsort(-scores, axis=1, kind="stable")
+        return np.take_along_axis(ids, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
-    def neighbours(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The K nearest training rows (n, K) of unit rows q (n, bands), nearest first, and
-        their cosines (float64)."""
+    def neighbours(self, q: np.ndarray) -> np.ndarray:
+        """The K nearest training rows (n, K) of unit rows q (n, bands), nearest first.
+
+        Where the float32 products of the K + 1 best candidates are all further apart than
+        any rounding of either library (KNN_TOLERANCE), their order is the exact order and is
+        used as it is; elsewhere the candidates are re-scored in float64 (the products of
+        float32 numbers are exact in float64) and ranked by (cosine, training row).
+        """
         m = self.vectors.shape[0]
         depth = min(m, 2 * self.k)
-        cand = self._candidates(np.ascontiguousarray(q, dtype=np.float32), depth)
-        q64 = q.astype(np.float64)
-        # Exact re-score in float64 (products of float32 are exact in float64), in pieces to
-        # bound the (n, depth, bands) gather.
-        s = np.empty(cand.shape, dtype=np.float64)
-        piece = max(1, (1 << 20) // (depth * self.bands))
-        for i in range(0, cand.shape[0], piece):
-            j = min(cand.shape[0], i + piece)
-            s[i:j] = np.einsum("nb,nkb->nk", q64[i:j], self._vectors64[cand[i:j]])
-        order = np.lexsort((cand, -s), axis=1)[:, : self.k]
-        rows = np.arange(cand.shape[0])[:, None]
-        return cand[rows, order], s[rows, order]
+        cand, approx = self._candidates(np.ascontiguousarray(q, dtype=np.float32), depth)
+        upto = min(depth, self.k + 1)
+        gaps = approx[:, : upto - 1] - approx[:, 1:upto]
+        unsure = np.flatnonzero((gaps < KNN_TOLERANCE).any(axis=1)) if upto > 1 else np.zeros(0, dtype=np.int64)
+        out = np.array(cand[:, : self.k])
+        if unsure.size:
+            c = cand[unsure]
+            q64 = q[unsure].astype(np.float64)
+            s = np.empty(c.shape, dtype=np.float64)
+            piece = max(1, (1 << 20) // (depth * self.bands))  # bounds the (n, depth, bands) gather
+            for i in range(0, c.shape[0], piece):
+                j = min(c.shape[0], i + piece)
+                s[i:j] = np.einsum("nb,nkb->nk", q64[i:j], self._vectors64[c[i:j]])
+            order = np.lexsort((c, -s), axis=1)[:, : self.k]
+            out[unsure] = np.take_along_axis(c, order, axis=1)
+        return out
 
     def _predict_chunk(self, values, norm):
         q = np.ascontiguousarray((values / norm).T)
         q[~np.isfinite(q)] = 0.0  # unusable columns are masked by the caller; keep faiss away from NaN
-        nb, _ = self.neighbours(q)
+        nb = self.neighbours(q)
         lab = self.labels[nb]  # (n, K), nearest first
         n, k = lab.shape
         c = self.n_classes
