@@ -231,10 +231,9 @@ class CentroidModel(Classifier):
         self.centroids = np.ascontiguousarray(self.centroids, dtype=np.float32)
 
     def _predict_chunk(self, values, norm):
-        s = self.centroids @ values
-        s /= norm
-        idx, best, second = best_two(s)
-        return idx, best - second
+        # The norm does not change the ranking: divide only the margin, not every score.
+        idx, best, second = best_two(self.centroids @ values)
+        return idx, (best - second) / norm
 
     def arrays(self):
         return {"centroids": self.centroids}
