@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import EmbeddingsError
-from .learn import _check_chunk, _column_norms, best_two, load_faiss, unit_rows
+from .learn import as_chunk, best_two, column_norms, unit_rows
 from .progress import Progress
+from .search import load_faiss
 
 DEFAULT_CLUSTERS = 8
 DEFAULT_RESTARTS = 4
@@ -55,12 +56,12 @@ class Clustering:
     def assign_block(self, values: np.ndarray, nodata: int = 0) -> np.ndarray:
         """Cluster ids 1..k (int32) of the columns of a (bands, n) float32 chunk; ``nodata``
         where a column has NaN or is all zero. One product and a pass per cluster."""
-        values = _check_chunk(values, self.bands)
+        values = as_chunk(values, self.bands)
         n = values.shape[1]
         out = np.full(n, nodata, dtype=np.int32)
         for start in range(0, n, CHUNK_PIXELS):
             sl = slice(start, min(n, start + CHUNK_PIXELS))
-            _, ok = _column_norms(values[:, sl])
+            _, ok = column_norms(values[:, sl])
             if not ok.any():
                 continue
             # The norm does not change which centroid is nearest: no division needed.

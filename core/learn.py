@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import EmbeddingsError
+from .search import load_faiss
 
 METHODS = ("logistic", "knn", "centroid", "forest")
 DEFAULT_K_NEIGHBORS = 5
@@ -66,7 +67,7 @@ def unit_rows(X: np.ndarray, what: str = "training vectors") -> np.ndarray:
     return (X / norm[:, None]).astype(np.float32)
 
 
-def _column_norms(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def column_norms(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Norms (n,) of the columns of a (bands, n) chunk, with 1 where a column is unusable,
     and the mask of usable columns (finite, non-zero)."""
     norm = np.sqrt(np.einsum("bn,bn->n", values, values))
@@ -95,7 +96,8 @@ def best_two(scores: np.ndarray, need_second: bool = True) -> tuple[np.ndarray, 
     return idx, best, second
 
 
-def _check_chunk(values: np.ndarray, bands: int) -> np.ndarray:
+def as_chunk(values: np.ndarray, bands: int) -> np.ndarray:
+    """A (bands, pixels) float32 array of the expected band count, or one sentence why not."""
     values = np.asarray(values)
     if values.ndim != 2:
         raise EmbeddingsError("Pixels to classify must be a (bands, pixels) array.")
@@ -112,15 +114,6 @@ def check_bands(model_bands: int, data_bands: int) -> None:
             f"The model was trained on {model_bands}-band embeddings but the data has {data_bands} bands; "
             "use a model trained on the same embedding product."
         )
-
-
-def load_faiss():
-    """The faiss module, or None when it is not importable (it is optional)."""
-    try:
-        import faiss
-    except ImportError:
-        return None
-    return faiss
 
 
 # ----------------------------------------------------------------------------- models
@@ -145,7 +138,7 @@ class Classifier:
         Columns with NaN or an all-zero vector get ``nodata`` and a NaN confidence. The
         chunk is processed ``CHUNK_PIXELS`` at a time, so memory stays bounded by the input.
         """
-        values = _check_chunk(values, self.bands)
+        values = as_chunk(values, self.bands)
         n = values.shape[1]
         out = np.full(n, nodata, dtype=np.int32)
         conf = np.full(n, np.nan, dtype=np.float32)
@@ -153,7 +146,7 @@ class Classifier:
         step = self._chunk_pixels()
         for start in range(0, n, step):
             sl = slice(start, min(n, start + step))
-            norm, ok = _column_norms(values[:, sl])
+            norm, ok = column_norms(values[:, sl])
             if not ok.any():
                 continue
             idx, c = self._predict_chunk(values[:, sl], norm)
@@ -208,8 +201,8 @@ class LogisticModel(Classifier):
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities (n, classes) float64 of (n, bands) rows (for tests and reports)."""
-        values = _check_chunk(np.asarray(X, dtype=np.float32).T, self.bands)
-        norm, _ = _column_norms(values)
+        values = as_chunk(np.asarray(X, dtype=np.float32).T, self.bands)
+        norm, _ = column_norms(values)
         s = self.logits(values, norm).astype(np.float64)
         s -= s.max(axis=0)
         p = np.exp(s)
@@ -376,9 +369,14 @@ def _training(X, y, names) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
         raise EmbeddingsError("Give exactly one class label per training vector.")
     if not np.issubdtype(y.dtype, np.integer):
-        if not np.all(np.isfinite(y)) or not np.all(np.asarray(y, dtype=np.float64) % 1 == 0):
+        try:
+            as_real = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):
+            as_real = np.full(y.shape, np.nan)
+        # Integers stored as reals (GeoJSON, shapefiles) count as integers.
+        if not np.all(np.isfinite(as_real)) or not np.all(as_real % 1 == 0):
             raise EmbeddingsError("Class labels must be integer codes; map text labels to codes first.")
-        y = y.astype(np.int64)
+        y = as_real.astype(np.int64)
     codes, index = np.unique(y, return_inverse=True)
     if codes.size < 2:
         raise EmbeddingsError(

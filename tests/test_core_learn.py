@@ -247,6 +247,7 @@ def test_bad_training_input_is_refused_in_one_sentence():
         (lambda: fit_centroid(np.where(np.arange(len(y))[:, None] == 3, np.nan, X), y), "no data"),
         (lambda: fit_logistic(X, y[:-1]), "one class label per"),
         (lambda: fit_logistic(X, y.astype(float) + 0.5), "integer"),
+        (lambda: fit_logistic(X, np.char.add("class ", y.astype(str))), "integer"),
         (lambda: fit_classifier("svm", X, y), "Unknown"),
         (lambda: fit_logistic(X, y, c=0), "positive"),
     ]
@@ -314,6 +315,7 @@ def test_saved_model_predicts_the_same(method, tmp_path):
     with np.load(path, allow_pickle=False) as z:
         assert str(z["format"]) == learn.MODEL_FORMAT and int(z["bands"]) == 64
     back = load_model(path)
+    assert learn.describe(back).startswith(f"{method} model: 6 classes (class 0, class 3,")
     assert back.method == method and back.names == model.names and np.array_equal(back.codes, model.codes)
     a = model.predict_block(Xt.T)
     b = back.predict_block(Xt.T)
