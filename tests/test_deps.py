@@ -51,3 +51,64 @@ def test_install_command_suits_a_system_managed_python(tmp_path, monkeypatch):
     monkeypatch.setattr(deps, "externally_managed", lambda: False)
     assert "--break-system-packages" not in deps.install_message(missing)
     assert "--user --no-deps" in deps.install_message(missing)
+
+
+def _run_without(modules, code):
+    """Run ``code`` in a fresh Python in which importing any of ``modules`` fails."""
+    import subprocess
+
+    block = "".join(f"sys.modules[{m!r}] = None\n" for m in modules)
+    script = f"import sys\n{block}{code}"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_optional_learning_packages_are_reported_with_every_package_pip_needs():
+    out = _run_without(
+        ["sklearn", "scipy"],
+        "from earth_embeddings.core import deps\n"
+        "missing = deps.missing_dependencies()\n"
+        "print([d.pip_name for d in missing])\n"
+        "print(deps.install_message(missing))\n",
+    )
+    names, message = out.strip().split("\n", 1)
+    assert names == "['scikit-learn']"
+    # scipy is importable no more: pip --no-deps must fetch it, in a release that accepts this NumPy;
+    # joblib and threadpoolctl are installed (Debian's) and new enough, so they are not named.
+    assert "--no-deps" in message and np.__version__ in message
+    assert "scikit-learn==" in message and "scipy==" in message
+    assert "joblib" not in message.split("Install with", 1)[1] and "threadpoolctl" not in message
+    assert "\n" not in message
+
+
+def test_a_companion_older_than_the_pinned_release_needs_is_named(monkeypatch):
+    from earth_embeddings.core import deps
+
+    sk = next(d for d in deps.DEPENDENCIES if d.pip_name == "scikit-learn")
+    assert deps.companions_needed(sk) == []  # Debian 12's scipy 1.10, joblib 1.2, threadpoolctl 3.1 suffice
+    import joblib
+
+    newer = tuple(int(p) for p in joblib.__version__.split(".")[:2])
+    demanding = deps.Dependency(
+        "sklearn",
+        "scikit-learn",
+        "test",
+        False,
+        (deps.Companion("joblib", "joblib", f"{newer[0]}.{newer[1] + 1}"), deps.Companion("scipy", "scipy", "1.0")),
+    )
+    assert [c.pip_name for c in deps.companions_needed(demanding)] == ["joblib"]
+    assert deps.pip_packages([demanding]) == [deps.sklearn_requirement(), "joblib"]
+
+
+def test_releases_chosen_for_the_numpy_and_python():
+    from earth_embeddings.core import deps
+
+    assert deps._version("2022.12.1+dfsg") == (2022, 12, 1) and deps._version("1.26.4") == (1, 26, 4)
+    # From each release's published requirements: scikit-learn 1.7.2 needs Python 3.10 and NumPy 1.22.
+    assert deps.sklearn_requirement("1.24.2", (3, 11)) == "scikit-learn==1.7.2"
+    assert deps.sklearn_requirement("1.21.6", (3, 9)) == "scikit-learn==1.6.1"
+    # SciPy 1.16 needs NumPy 1.25.2: QGIS 3.22's NumPy 1.24 gets 1.15.3; QGIS 3.40's NumPy 2 the newest.
+    assert deps.scipy_requirement("1.24.2", (3, 11)) == "scipy==1.15.3"
+    assert deps.scipy_requirement("2.2.4", (3, 13)) == "scipy==1.17.1"
+    assert deps.scipy_requirement("1.22.4", (3, 9)) == "scipy==1.13.1"
