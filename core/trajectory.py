@@ -35,11 +35,14 @@ from .quant import NODATA
 
 NODATA_YEAR = -1  # int16 no-data of the year-of-change and step-year rasters
 STABLE_YEAR = 0  # year of change of stable land and of a disturbance that came back
-# float32 values per run of pixels (Y x bands x pixels): 1.2 M = 4.7 MB, about the size of a
-# core's share of cache; measured best between 512 and 4096 pixels for 5 to 9 years.
-CHUNK_VALUES = 9 * 64 * 2048
+# Vectors are made and multiplied in runs of pixels whose float32 vectors (Y x bands x
+# pixels) stay in cache: 590 k values = 2.4 MB (1024 pixels of 9 years), measured a little
+# faster than 2 or 4 times that for 5 and 9 years. The per-pixel arithmetic after that works
+# on longer runs, where NumPy's cost per call no longer dominates.
+CHUNK_VALUES = 9 * 64 * 1024
 MIN_CHUNK_PIXELS = 256
 MAX_CHUNK_PIXELS = 16384
+RUN_PIXELS = 32768
 _YEAR_RE = re.compile(r"(?<!\d)(20\d\d)(?!\d)")
 
 
@@ -122,31 +125,41 @@ def trajectory_of_block(
     years_with_data = np.zeros(n, dtype=np.uint8)
 
     chunk = _chunk_pixels(n_years, bands)
+    run = max(chunk, RUN_PIXELS // chunk * chunk)
+    finite = all(d.dtype == np.int8 for d in flat)
     vec = np.empty((n_years, bands, chunk), dtype=np.float32)
-    gram = np.empty((n_years, n_years, chunk), dtype=np.float32)
-    for start in range(0, n, chunk):
-        m = min(chunk, n - start)
-        sl = slice(start, start + m)
-        v = vec[:, :, :m]
+    gchunk = np.empty((n_years, n_years, chunk), dtype=np.float32)
+    gram = np.empty((n_years, n_years, run), dtype=np.float32)
+    for start in range(0, n, run):
+        m = min(run, n - start)
         g = gram[:, :, :m]
         nodata = np.zeros((n_years, m), dtype=bool)
-        for i, d in enumerate(flat):
-            part = d[:, sl]
-            if part.dtype == np.int8:
-                # -128 is the smallest int8: a pixel has no data where its minimum over bands is it.
-                nodata[i] = part.min(axis=0) == NODATA
-                # Only directions matter, so q * |q| (exact in int16) stands for the value
-                # sign(q) (q / 127.5)^2: 3x faster than the lookup table and without rounding.
-                q = part.astype(np.int16)
-                np.multiply(q, np.abs(q), out=v[i], casting="unsafe")
-            else:
-                v[i] = part
-        for i in range(n_years):
-            g[i, i] = np.einsum("bn,bn->n", v[i], v[i])
+        for s0 in range(0, m, chunk):
+            mc = min(chunk, m - s0)
+            sl = slice(start + s0, start + s0 + mc)
+            v = vec[:, :, :mc]
+            for i, d in enumerate(flat):
+                part = d[:, sl]
+                if part.dtype == np.int8:
+                    # -128 is the smallest int8: a pixel has no data where its minimum over bands is it.
+                    nodata[i, s0 : s0 + mc] = part.min(axis=0) == NODATA
+                    # Only directions matter, so q * |q| (exact in int16) stands for the value
+                    # sign(q) (q / 127.5)^2: 3x faster than the lookup table and without rounding.
+                    q = part.astype(np.int16)
+                    np.multiply(q, np.abs(q), out=v[i], casting="unsafe")
+                else:
+                    v[i] = part
+            # The upper triangle of the Gram matrix, a row (year i with years i..Y-1) per call.
+            gc = gchunk[:, :, :mc]
+            for i in range(n_years):
+                np.einsum("bn,kbn->kn", v[i], v[i:], out=gc[i, i:])
+            g[:, :, s0 : s0 + mc] = gc
+        sq = g.diagonal().T  # (Y, m) squared norms
         # float input: NaN or inf in a band makes the squared norm non-finite.
         with np.errstate(invalid="ignore"):
-            valid = ~nodata & np.isfinite(g.diagonal().T) & (g.diagonal().T > 0)
-        cos = _cosines(v, g, valid)
+            valid = ~nodata & np.isfinite(sq) & (sq > 0)
+        cos = _cosines(g, valid, finite)
+        sl = slice(start, start + m)
         _derive(cos, valid, base_idx, cmp_idx, year_arr, thr, sl, change, anomaly, magnitude, step_year, year_of_change)
         years_with_data[sl] = valid.sum(axis=0)
 
@@ -164,48 +177,56 @@ def trajectory_of_block(
     )
 
 
-def _cosines(v: np.ndarray, g: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """(Y, Y, m) cosines of the renormalised year vectors; 0 wherever either year has no data."""
-    n_years, _, m = v.shape
+def _cosines(g: np.ndarray, valid: np.ndarray, finite: bool) -> np.ndarray:
+    """(Y, Y, m) cosines of the renormalised year vectors from the Gram matrix's upper triangle;
+    0 wherever either year has no data, 1 on the diagonal where the year has data.
+
+    Not clipped to [-1, 1]: every value derived from them is clipped instead. ``finite`` says
+    that the Gram matrix holds no NaN (int8 input), so that multiplying by 0 clears no-data.
+    """
+    n_years = g.shape[0]
     with np.errstate(invalid="ignore", divide="ignore"):
-        inv = np.where(valid, 1.0 / np.sqrt(g.diagonal().T), 0.0).astype(np.float32)
-    cos = np.zeros((n_years, n_years, m), dtype=np.float32)
-    for i in range(n_years):
-        cos[i, i] = valid[i]
-        for k in range(i + 1, n_years):
-            both = valid[i] & valid[k]
-            if not both.any():
-                continue
-            dot = np.einsum("bn,bn->n", v[i], v[k])
-            dot *= inv[i]
-            dot *= inv[k]
-            np.clip(dot, -1.0, 1.0, out=dot)
-            cos[i, k] = cos[k, i] = np.where(both, dot, np.float32(0.0))
+        inv = np.where(valid, 1.0 / np.sqrt(g.diagonal().T), np.float32(0.0)).astype(np.float32)
+    for i in range(n_years - 1):
+        g[i + 1 :, i] = g[i, i + 1 :]
+    with np.errstate(invalid="ignore"):
+        cos = g * inv[:, None]
+        cos *= inv[None, :]
+    if not finite:
+        cos[~(valid[:, None] & valid[None, :])] = 0.0  # NaN of float input without data
+    idx = np.arange(n_years)
+    cos[idx, idx] = valid
     return cos
 
 
 def _derive(cos, valid, base_idx, cmp_idx, year_arr, thr, sl, change, anomaly, magnitude, step_year, year_of_change):
     """Fill the outputs' run ``sl`` from the cosines of its pixels."""
     n_years, _, m = cos.shape
-    cols = np.arange(m)
     count = valid.sum(axis=0)
+    one, nan = np.float32(1.0), np.float32(np.nan)
 
     # Baseline: the renormalised sum of the baseline years with data, |sum|^2 = sum of their cosines.
     b = np.asarray(base_idx)
     has_base = valid[b].any(axis=0)
-    norm_b = np.sqrt(cos[np.ix_(b, b)].sum(axis=(0, 1), dtype=np.float64))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos_base = cos[:, b].sum(axis=1, dtype=np.float64) / norm_b
+    if len(b) == 1:
+        cos_base = cos[:, b[0]]
+    else:
+        norm_b = np.sqrt(cos[np.ix_(b, b)].sum(axis=(0, 1)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cos_base = cos[:, b].sum(axis=1) / norm_b
+    has = valid & has_base
     # Elsewhere the first year with data is the baseline; it has no change value itself.
-    first = np.argmax(valid, axis=0)
     fallback = ~has_base & (count > 0)
-    cos_first = cos[:, first, cols]
-    cos_base = np.where(fallback, cos_first, cos_base)
-    base_ok = has_base | fallback
-    d = np.clip(1.0 - cos_base, 0.0, 2.0).astype(np.float32)
-    has = valid & base_ok
-    has[first, cols] &= ~fallback
-    d = np.where(has, d, np.float32(np.nan))
+    if fallback.any():
+        cols = np.nonzero(fallback)[0]
+        first = np.argmax(valid[:, cols], axis=0)
+        cos_base = cos_base.copy()
+        cos_base[:, cols] = cos[:, first, cols]
+        has[:, cols] = valid[:, cols]
+        has[first, cols] = False
+    d = one - cos_base
+    np.clip(d, 0.0, 2.0, out=d)
+    d[~has] = nan
     change[:, sl] = d[cmp_idx]
 
     # Year of change, scanning backwards: a pixel stays "changed from here on" while every
@@ -213,40 +234,48 @@ def _derive(cos, valid, base_idx, cmp_idx, year_arr, thr, sl, change, anomaly, m
     still = np.ones(m, dtype=bool)
     any_cmp = np.zeros(m, dtype=bool)
     yoc = np.full(m, STABLE_YEAR, dtype=np.int16)
+    with np.errstate(invalid="ignore"):
+        hits = d >= thr  # False where NaN
     for i in reversed(cmp_idx):
-        with np.errstate(invalid="ignore"):
-            hit = d[i] >= thr
-        still &= hit | ~has[i]
-        yoc[still & hit] = year_arr[i]
+        still &= hits[i] | ~has[i]
+        np.copyto(yoc, year_arr[i], where=still & hits[i])
         any_cmp |= has[i]
     yoc[~any_cmp] = NODATA_YEAR
     year_of_change[sl] = yoc
 
-    # Largest step between consecutive years with data (the first one on ties).
+    # Largest step between consecutive years with data (the first one on ties). Usually the
+    # previous year with data is the year before; pixels after a hole look theirs up.
     last = np.full(m, -1, dtype=np.int64)
     mag = np.full(m, -1.0, dtype=np.float32)
     at = np.zeros(m, dtype=np.int16)
     for i in range(n_years):
-        ok = valid[i] & (last >= 0)
-        step = 1.0 - cos[np.maximum(last, 0), i, cols]
-        bigger = ok & (step > mag)
-        mag[bigger] = step[bigger]
-        at[bigger] = year_arr[i]
+        if i > 0:
+            step = one - cos[i - 1, i]
+            ok = valid[i] & (last >= 0)
+            gap = ok & (last != i - 1)
+            if gap.any():
+                cols = np.nonzero(gap)[0]
+                step[cols] = one - cos[last[cols], i, cols]
+            bigger = ok & (step > mag)
+            np.copyto(mag, step, where=bigger)
+            np.copyto(at, year_arr[i], where=bigger)
         last[valid[i]] = i
     two = count >= 2
     np.clip(mag, 0.0, 2.0, out=mag)
-    magnitude[sl] = np.where(two, mag, np.float32(np.nan))
-    step_year[sl] = np.where(two, np.where(mag >= thr, at, STABLE_YEAR), NODATA_YEAR)
+    magnitude[sl] = np.where(two, mag, nan)
+    step_year[sl] = np.where(two, np.where(mag >= thr, at, np.int16(STABLE_YEAR)), np.int16(NODATA_YEAR))
 
     # Anomaly: cos(y, sum of the others) = (R_y - 1) / sqrt(T - 2 R_y + 1), with R_y the row
-    # sum of the cosines and T their total (sums in float64: T is up to Y^2).
-    row = cos.sum(axis=1, dtype=np.float64)
+    # sum of the cosines and T their total; float32 is enough (T is at most Y^2 = 81).
+    row = cos.sum(axis=1)
     total = row.sum(axis=0)
     others = total[None] - 2.0 * row + valid
+    np.maximum(others, 0.0, out=others)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cos_rest = (row - valid) / np.sqrt(np.maximum(others, 0.0))
-    a = np.clip(1.0 - cos_rest, 0.0, 2.0).astype(np.float32)
-    anomaly[:, sl] = np.where(valid & (count >= 2)[None], a, np.float32(np.nan))
+        a = one - (row - valid) / np.sqrt(others)
+    np.clip(a, 0.0, 2.0, out=a)
+    a[~(valid & two[None])] = nan
+    anomaly[:, sl] = a
 
 
 @dataclass
