@@ -2,22 +2,34 @@
 
 Every output is a function of the cosines between the renormalised vectors of one pixel in
 different years, so the kernel computes, per pixel, the Y x Y matrix of cosines (the Gram
-matrix of the year vectors) once and derives everything from it:
+matrix of the year vectors) once and derives everything from it. At one pixel:
 
-- change of year y: 1 - cos(y, baseline), the baseline being the renormalised sum of the
-  baseline years that have data at the pixel; where none has, the first year with data at
-  the pixel is the baseline (and that year itself gets no change value);
-- year of change, "since when the pixel has stayed changed": the first compared year Y such
-  that Y and every later compared year with data differ from the baseline by >= threshold;
-- magnitude: the largest step 1 - cos between consecutive years with data, and its year;
-- anomaly of year y: 1 - cos(y, renormalised sum of the other years with data).
+- baseline: the renormalised sum of the baseline years that have data there; where none
+  has, the first year with data there (which then gets no change value itself);
+- change of each year after the baseline: 1 - cos(year, baseline); NaN where the year or
+  the baseline has no data;
+- year of change, "since when the pixel has stayed changed": the first year Y after the
+  baseline such that Y and every later year with data have change >= threshold. 0 where the
+  last year with data is below the threshold (stable land, a disturbance that came back).
+  A larger temporary disturbance after a persistent change does not move it: every year of
+  it is still >= threshold. -1 where no year after the baseline has a change value, i.e.
+  fewer than two years have data (with several baseline years, also where only baseline
+  years have data: there is nothing to compare with the baseline);
+- magnitude: the largest step 1 - cos between consecutive years with data (baseline years
+  included), NaN where fewer than two years have data; step year: the later year of that
+  step (the first such step on ties) where magnitude >= threshold, 0 where it is below, -1
+  where fewer than two years have data;
+- anomaly of each year: 1 - cos(year, renormalised sum of the other years with data); NaN
+  where the year has no data or no other year has.
 
-A year without data at a pixel is skipped there: a step spans the missing year.
+A year without data at a pixel is skipped there: a step spans the missing year, and the
+year of change is the first year WITH DATA from which the pixel stays changed. A pixel has
+no data in a year where any band is -128 (int8) or not finite (float), or the vector is 0.
 
 Cost: Y (Y + 1) / 2 dot products of 64 bands per pixel, in runs of pixels sized to stay in
 cache; memory holds the block's codes (Y x 64 bytes a pixel), one run of float32 vectors and
-the outputs. Cosines come from float32 dot products: they agree with ``embeddings:change``
-to about 1e-6.
+Gram matrices, and the outputs. Cosines come from float32 dot products: they agree with a
+float64 computation (and ``embeddings:change``) to about 1e-6.
 """
 
 from __future__ import annotations
