@@ -164,6 +164,8 @@ def histogram_png(
     ax.bar(left, np.where(ha > 0, ha, np.nan), width=width, align="edge", color=colours, edgecolor="none")
     ax.set_yscale("log")
     ax.set_xlim(0, x_max)
+    # Down to the smallest bar (often a single pixel), which autoscaling would cut off.
+    ax.set_ylim(bottom=float(ha[ha > 0].min()) / 2.0)
     beyond = pixels_above(histogram, x_max)
     xlabel = "change (1 - cosine similarity of the embeddings)"
     if beyond > 0:
@@ -205,7 +207,8 @@ def years_png(year_rows: Sequence[dict]) -> bytes | None:
     top = float(max(persistent.max(initial=0.0), temporary.max(initial=0.0)))
     digits = 0 if top >= 100 else 1 if top >= 10 else 2
     for bars in (bars_p, bars_t):
-        ax.bar_label(bars, labels=[f"{b.get_height():,.{digits}f}" for b in bars], fontsize=8, padding=2)
+        labels = [f"{b.get_height():,.{digits}f}" if b.get_height() > 0 else "" for b in bars]
+        ax.bar_label(bars, labels=labels, fontsize=8, padding=2)
     ax.set_xticks(x)
     ax.set_xticklabels([str(y) for y in years])
     ax.set_xlabel("year")
@@ -294,9 +297,11 @@ def change_report_html(
         f"data in {_e(compared)}.</p>"
     )
     if figure_cls is None:
+        # A missing package needs no explanation; a broken one (e.g. built for another NumPy) does.
+        reason = "" if why.startswith(("ModuleNotFoundError", "ImportError")) else f" ({_e(why)})"
         parts.append(
-            '<p class="warn">The pictures of this report need matplotlib, which QGIS\'s Python cannot import '
-            f"({_e(why)}). Install it with <code>{_e(matplotlib_install_hint())}</code> and run the algorithm "
+            '<p class="warn">The pictures of this report need matplotlib, which QGIS\'s Python cannot import'
+            f"{reason}. Install it with <code>{_e(matplotlib_install_hint())}</code> and run the algorithm "
             "again; the tables below hold every number without it.</p>"
         )
 
@@ -375,20 +380,24 @@ def change_report_html(
     return "\n".join(parts) + "\n"
 
 
-def _histogram_table(histogram: StreamingHistogram, pixel_area_m2: float) -> str:
+def _histogram_table(histogram: StreamingHistogram, pixel_area_m2: float, step: float = 0.05) -> str:
+    """The distribution as rows of ``step`` of change up to the drawn range, then the rest."""
     x_max = _display_range(histogram)
-    counts, width = _coarse(histogram, x_max, 12)
     total = max(histogram.total, 1)
-    peak = max(int(counts.max(initial=0)), 1)
+    edges = [round(i * step, 6) for i in range(int(math.ceil(x_max / step - 1e-9)) + 1)]
+    above = [pixels_above(histogram, e) for e in edges]
+    above[0] = float(histogram.total)  # from 0 on, including values of exactly 0
+    peak = max(max(above[i] - above[i + 1] for i in range(len(edges) - 1)), 1.0)
     rows = []
-    for i, c in enumerate(counts):
-        lo, hi = i * width, min((i + 1) * width, x_max)
-        bar = f'<span class="bar" style="width:{12.0 * c / peak:.2f}em"></span>'
-        rows.append((f"{lo:.3f} - {hi:.3f}", _ha(c * pixel_area_m2 / 1e4), f"{100.0 * c / total:.2f} %", bar))
-    rest = pixels_above(histogram, counts.size * width)
-    if rest > 0:
+    for i in range(len(edges) - 1):
+        px = above[i] - above[i + 1]
+        bar = f'<span class="bar" style="width:{12.0 * px / peak:.2f}em"></span>'
         rows.append(
-            (f"above {counts.size * width:.3f}", _ha(rest * pixel_area_m2 / 1e4), f"{100.0 * rest / total:.2f} %", "")
+            (f"{edges[i]:.2f} - {edges[i + 1]:.2f}", _ha(px * pixel_area_m2 / 1e4), f"{100.0 * px / total:.2f} %", bar)
+        )
+    if above[-1] > 0:
+        rows.append(
+            (f"above {edges[-1]:.2f}", _ha(above[-1] * pixel_area_m2 / 1e4), f"{100.0 * above[-1] / total:.2f} %", "")
         )
     return '<p class="note">Area per range of change values.</p>' + _table(
         ["change", "area (ha)", "share", ""], rows, [False, True, True, False]
