@@ -110,6 +110,8 @@ def trajectory_of_block(
     (each year may be either). A zero vector counts as no data. ``baseline_years`` are the
     first year(s) of ``years``; the other years get change bands.
     """
+    if not 0.0 <= float(threshold) <= 2.0:  # also refuses NaN
+        raise EmbeddingsError("The change threshold must be between 0 and 2 (1 - cosine); 0.25 is a good start.")
     years, baseline = _check_years(years, baseline_years)
     n_years = len(years)
     if len(data) != n_years:

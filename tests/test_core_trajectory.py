@@ -450,6 +450,9 @@ def test_kernel_refuses_inconsistent_blocks():
         trajectory_of_block(codes, [2017, 2018], [2017, 2018])
     with pytest.raises(EmbeddingsError, match="2 years of embeddings for 3 years"):
         trajectory_of_block(codes, [2017, 2018, 2019], [2017])
+    for bad in (-0.1, 2.5, float("nan")):
+        with pytest.raises(EmbeddingsError, match="threshold must be between 0 and 2"):
+            trajectory_of_block(codes, [2017, 2018], [2017], bad)
 
 
 # ----------------------------------------------------------------------------- years
