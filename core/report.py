@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .change import DEFAULT_THRESHOLD, StreamingHistogram
+from .change import DEFAULT_THRESHOLD
 from .output import atomic_path
+from .stats import StreamingHistogram
 
 LEVELS = (0.1, 0.2, 0.3, 0.5)
 PERCENTILES = (10, 25, 50, 75, 90, 95, 99, 99.9)
@@ -35,19 +36,6 @@ TEMPORARY_COLOUR = "#f4a582"
 
 
 # ----------------------------------------------------------------------------- numbers
-
-
-def pixels_above(histogram: StreamingHistogram, value: float) -> float:
-    """Pixels with a change above ``value``, from the histogram (linear within the bin holding
-    ``value``: exact to one bin, 2 / 65536 = 3e-5 of change)."""
-    width = histogram.top / histogram.bins
-    j = int(math.floor(value / width))
-    if j < 0:
-        return float(histogram.total)
-    if j >= histogram.bins:
-        return 0.0
-    above = float(histogram.counts[j + 1 :].sum())
-    return above + float(histogram.counts[j]) * ((j + 1) * width - value) / width
 
 
 def area_rows(areas: Sequence, crs: str, limit: int = MAX_AREAS) -> list[dict]:
@@ -127,12 +115,12 @@ def _display_range(histogram: StreamingHistogram) -> float:
     """The change value up to which the histogram is drawn: past the 99.9th percentile, at least 0.6."""
     p999 = histogram.percentile(99.9)
     top = max(0.6, math.ceil(p999 * 1.15 * 10.0) / 10.0) if math.isfinite(p999) else 0.6
-    return min(histogram.top, top)
+    return min(histogram.high, top)
 
 
 def _coarse(histogram: StreamingHistogram, x_max: float, target_bars: int) -> tuple[np.ndarray, float]:
     """Counts in about ``target_bars`` bins over [0, x_max], each a power-of-two number of fine bins."""
-    fine = histogram.top / histogram.bins
+    fine = histogram.high / histogram.bins
     factor = 2 ** max(0, round(math.log2(max(x_max / target_bars / fine, 1.0))))
     while histogram.bins % factor:
         factor //= 2
@@ -166,7 +154,7 @@ def histogram_png(
     ax.set_xlim(0, x_max)
     # Down to the smallest bar (often a single pixel), which autoscaling would cut off.
     ax.set_ylim(bottom=float(ha[ha > 0].min()) / 2.0)
-    beyond = pixels_above(histogram, x_max)
+    beyond = histogram.count_above(x_max)
     xlabel = "change (1 - cosine similarity of the embeddings)"
     if beyond > 0:
         xlabel += f"; {beyond * pixel_area_m2 / 1e4:,.2f} ha above {x_max:g} not drawn"
@@ -326,7 +314,7 @@ def change_report_html(
         levels = sorted(set(LEVELS) | {float(threshold)})
         rows = []
         for level in levels:
-            px = pixels_above(histogram, level)
+            px = histogram.count_above(level)
             mark = " (threshold)" if level == float(threshold) else ""
             rows.append((f"above {level:g}{mark}", _ha(px * ha_px), f"{100.0 * px / valid:.2f} %"))
         parts.append("<h3>Area above change levels</h3>")
@@ -385,7 +373,7 @@ def _histogram_table(histogram: StreamingHistogram, pixel_area_m2: float, step: 
     x_max = _display_range(histogram)
     total = max(histogram.total, 1)
     edges = [round(i * step, 6) for i in range(int(math.ceil(x_max / step - 1e-9)) + 1)]
-    above = [pixels_above(histogram, e) for e in edges]
+    above = [histogram.count_above(e) for e in edges]
     above[0] = float(histogram.total)  # from 0 on, including values of exactly 0
     peak = max(max(above[i] - above[i + 1] for i in range(len(edges) - 1)), 1.0)
     rows = []

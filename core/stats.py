@@ -37,10 +37,16 @@ class StreamingHistogram:
     def width(self) -> float:
         return (self.high - self.low) / self.bins
 
-    def count_above(self, value: float) -> int:
-        """Values in bins wholly above ``value`` (exact to one bin width)."""
-        i = int(np.ceil((value - self.low) / self.width))
-        return int(self.counts[max(0, min(i, self.bins)) :].sum())
+    def count_above(self, value: float) -> float:
+        """How many values lie above ``value`` (linear within the bin holding ``value``: exact
+        to one bin width)."""
+        j = int(np.floor((value - self.low) / self.width))
+        if j < 0:
+            return float(self.total)
+        if j >= self.bins:
+            return 0.0
+        above = float(self.counts[j + 1 :].sum())
+        return above + float(self.counts[j]) * (self.low + (j + 1) * self.width - value) / self.width
 
     def percentile(self, q: float) -> float:
         """The q-th percentile (0-100), linear within its bin; NaN when empty."""

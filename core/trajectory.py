@@ -41,9 +41,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .change import DEFAULT_THRESHOLD, StreamingHistogram
+from .change import DEFAULT_THRESHOLD
 from .errors import EmbeddingsError
 from .quant import NODATA
+from .stats import StreamingHistogram
 
 NODATA_YEAR = -1  # int16 no-data of the year-of-change and step-year rasters
 STABLE_YEAR = 0  # year of change of stable land and of a disturbance that came back

@@ -21,7 +21,6 @@ from earth_embeddings.core.report import (
     area_rows,
     histogram_png,
     matplotlib_install_hint,
-    pixels_above,
     write_change_report,
     years_png,
 )
@@ -43,20 +42,20 @@ def filled_histogram(values):
     return h
 
 
-def test_pixels_above_agrees_with_counting_to_one_bin():
+def test_count_above_agrees_with_counting_to_one_bin():
     values = planted_values()
     h = filled_histogram(values)
-    width = h.top / h.bins
+    width = h.high / h.bins
     for level in (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.64, 1.9):
         exact = int(np.count_nonzero(values > level))
         j = int(level // width)
-        assert abs(pixels_above(h, level) - exact) <= h.counts[j], level
-    assert pixels_above(h, 0.1) == 1000 and pixels_above(h, 0.3) == 1000
-    assert pixels_above(h, 2.0) == 0 and pixels_above(h, -1.0) == h.total
+        assert abs(h.count_above(level) - exact) <= h.counts[j], level
+    assert h.count_above(0.1) == 1000 and h.count_above(0.3) == 1000
+    assert h.count_above(2.0) == 0 and h.count_above(-1.0) == h.total
     # Inside a bin the count is shared out linearly.
     one = StreamingHistogram()
     one.add(np.full(100, 1000.5 * width))
-    assert pixels_above(one, 1000.25 * width) == pytest.approx(75.0)
+    assert one.count_above(1000.25 * width) == pytest.approx(75.0)
 
 
 def test_area_rows_centroid_and_wgs84(tmp_path):

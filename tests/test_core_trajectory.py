@@ -552,7 +552,7 @@ def write_raster(path, bands=4, tags=None):
 
 
 def test_raster_year_from_the_load_tag(sample_index, truth, tmp_path):
-    from earth_embeddings.core.load import load_embeddings
+    from core_calls import load as load_embeddings
 
     out = tmp_path / "loaded.tif"  # no year in the name: the tag must carry it
     west, south, east, north = truth.notes["bbox_wgs84"]
