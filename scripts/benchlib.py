@@ -33,13 +33,15 @@ DATA = REPO / "build" / "bench-data"
 PY = sys.executable
 SCRIPTS = Path(__file__).resolve().parent
 
-# 2 zones x 3 x 2 tiles of 1312 x 1312 px (less a 6 px overlap): 20.7 M pixels a year.
-# Internal blocks of 256 px like published COGs; overviews at 2, 4 and 8.
+# The real product's internal layout (../shared/AEF_FORMAT.md): 2 zones x 2 x 2 tiles of
+# 2048 x 2048 px (less a 6 px overlap), 1024 px internal tiles, the 64 bands stored separately
+# (one compressed block = one band), ZSTD, bottom-up, overviews at 2, 4 and 8: 33.5 M pixels a year.
 COLLECTION = {
     "years": [2017, 2024],
-    "tile_px": 1312,
-    "tiles_per_zone": [3, 2],
-    "block": 256,
+    "tile_px": 2048,
+    "tiles_per_zone": [2, 2],
+    "block": 1024,
+    "interleave": "band",
     "seed": 42,
 }
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
@@ -90,6 +92,7 @@ def _build_collection(folder: Path) -> None:
         tiles_per_zone=tuple(COLLECTION["tiles_per_zone"]),
         block=COLLECTION["block"],
         seed=COLLECTION["seed"],
+        interleave=COLLECTION["interleave"],
     )
     tiles = {name: z["tiles"] for name, z in truth.zones.items()}
     per_year = sum(int(round((e - w) / 10)) * int(round((n - s) / 10)) for t in tiles.values() for w, s, e, n in t)

@@ -22,7 +22,7 @@ CACHE=${QGIS340_CACHE:-/var/cache/earth-embeddings}
 # What the suite needs on top of minbase (the same set scripts/setup.sh checks on the host,
 # plus what a minbase system lacks). Changing this list, or RECIPE, builds a new chroot.
 PACKAGES="qgis python3-qgis qgis-providers python3-rasterio python3-pyproj python3-requests python3-venv
-python3-gdal gdal-bin xvfb xauth make ca-certificates"
+python3-gdal gdal-bin xvfb xauth make ca-certificates python3-sklearn python3-distributed python3-matplotlib"
 RECIPE=1
 HASH=$(printf '%s\n' "$SUITE" $PACKAGES "recipe=$RECIPE" | sha256sum | cut -c1-12)
 ROOT="$CACHE/$SUITE-$HASH"

@@ -5,7 +5,7 @@
 - ``aef_index.csv`` and ``aef_index.gpkg`` with the real columns (``WKT``/geometry, ``crs``,
   ``year``, ``utm_zone``, ``utm_*`` and ``wgs84_*`` bounds, ``path`` as ``s3://`` URIs, ``fid``);
 - ``{year}/{zone}/{hash}-{row}-{col}.tiff``: 64-band int8 tiles, stored bottom-up, ZSTD,
-  internally tiled, no-data -128, band names A00..A63, with overviews that hold the
+  internally tiled with the bands stored separately (band interleave, as the product), no-data -128, band names A00..A63, with overviews that hold the
   renormalised mean of the pixels below (as the product's do);
 - two UTM zones (15N and 16N, seam at 90 W) whose tiles run past the seam, footprints in
   the index clipped to the zone, and tiles of one zone overlapping slightly;
@@ -198,8 +198,16 @@ def _tile_name(rng_key: str, row_off: int, col_off: int) -> str:
     return f"x{letters}-{row_off:010d}-{col_off:010d}"
 
 
-def _write_tile(path: Path, codes: np.ndarray, crs: str, west: float, south: float, res: float, block: int) -> None:
-    """Write a bottom-up int8 tile with renormalised-mean overviews, ZSTD, tiled."""
+def _write_tile(
+    path: Path, codes: np.ndarray, crs: str, west: float, south: float, res: float, block: int, interleave: str = "band"
+) -> None:
+    """Write a bottom-up int8 tile with renormalised-mean overviews, ZSTD, tiled.
+
+    ``interleave="band"`` is the real product's layout (planar configuration 2: one
+    compressed block holds one band); ``"pixel"`` stores the 64 codes of a pixel together
+    (as many other GeoTIFFs do)."""
+    if interleave not in ("band", "pixel"):
+        raise ValueError(f"interleave must be 'band' or 'pixel', not {interleave!r}")
     import rasterio
     from affine import Affine
     from osgeo import gdal
@@ -222,7 +230,7 @@ def _write_tile(path: Path, codes: np.ndarray, crs: str, west: float, south: flo
         tiled=True,
         blockxsize=block,
         blockysize=block,
-        interleave="pixel",
+        interleave=interleave,
         photometric="MINISBLACK",
     )
     with rasterio.open(tmp, "w", **profile) as ds:
@@ -259,7 +267,7 @@ def _write_tile(path: Path, codes: np.ndarray, crs: str, west: float, south: flo
             f"BLOCKYSIZE={block}",
             "COMPRESS=ZSTD",
             "COPY_SRC_OVERVIEWS=YES",
-            "INTERLEAVE=PIXEL",
+            f"INTERLEAVE={interleave.upper()}",
             "PHOTOMETRIC=MINISBLACK",
         ],
     )
@@ -381,8 +389,13 @@ def make_sample_collection(
     seed: int = 42,
     noise: float = 0.2,
     lat0: float = 44.45,
+    interleave: str = "band",
 ) -> SampleTruth:
-    """Write a sample collection into ``folder`` (created) and return its truth."""
+    """Write a sample collection into ``folder`` (created) and return its truth.
+
+    The defaults make a small collection for tests (192 px tiles, 64 px internal blocks);
+    ``tile_px=2048, block=1024`` is the real product's internal layout at a quarter of its
+    tile size (band interleave either way unless ``interleave="pixel"``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -477,7 +490,7 @@ def make_sample_collection(
                         BANDS, gy.shape[0], len(ix)
                     )
                 fname = _tile_name(f"{seed}|{year}|{name}|{k}", k // cols * step, k % cols * step) + ".tiff"
-                _write_tile(folder / str(year) / name / fname, codes, crs, w, s, res, block)
+                _write_tile(folder / str(year) / name / fname, codes, crs, w, s, res, block, interleave)
                 rows.append(
                     {
                         "fid": fid,
@@ -580,7 +593,9 @@ def _write_demo_vectors(folder: Path, truth: SampleTruth) -> None:
     (folder / "zones.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": zones}))
 
 
-def make_collection_from_raster(raster, folder, year: int, zone: str | None = None, block: int = 64) -> Path:
+def make_collection_from_raster(
+    raster, folder, year: int, zone: str | None = None, block: int = 64, interleave: str = "band"
+) -> Path:
     """Wrap a north-up 64-band int8 raster (e.g. the real Wisconsin sample) as a one-tile
     collection in the product's layout (bottom-up tile, overviews, CSV + GPKG index)."""
     import rasterio
@@ -604,7 +619,7 @@ def make_collection_from_raster(raster, folder, year: int, zone: str | None = No
     e = w + w4 * t.a
     (folder / str(year) / zone).mkdir(parents=True, exist_ok=True)
     fname = _tile_name(f"raster|{year}|{raster}", 0, 0) + ".tiff"
-    _write_tile(folder / str(year) / zone / fname, codes, crs, w, s, abs(t.a), block)
+    _write_tile(folder / str(year) / zone / fname, codes, crs, w, s, abs(t.a), block, interleave)
     lon_half = (epsg % 100 - 1) * 6 - 180
     rows = [
         {

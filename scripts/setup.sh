@@ -5,7 +5,7 @@ set -eu
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY=${QGIS_PYTHON:-/usr/bin/python3}
-APT_PACKAGES="qgis python3-qgis qgis-providers python3-rasterio python3-pyproj python3-requests python3-venv python3-gdal gdal-bin xvfb xauth"
+APT_PACKAGES="qgis python3-qgis qgis-providers python3-rasterio python3-pyproj python3-requests python3-venv python3-gdal gdal-bin xvfb xauth python3-sklearn python3-distributed python3-matplotlib"
 
 if command -v dpkg >/dev/null 2>&1; then
     missing=""

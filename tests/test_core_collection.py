@@ -130,3 +130,28 @@ def test_bbox_year_query_on_300000_rows_is_exact_and_cached(tmp_path):
         if lon <= -86.0 and lon + 0.7 >= -88.0 and lat <= 32.0 and lat + 0.7 >= 30.0:
             brute += 1
     assert len(hits) == brute
+
+
+def test_sample_tiles_have_the_real_products_internal_layout(sample_dir, tmp_path):
+    """Band interleave (one compressed block = one band), internal tiles, ZSTD, bottom-up,
+    overviews; the pixel-interleaved variant stays available for tests that need it."""
+    import numpy as np
+    import rasterio
+
+    from earth_embeddings.scripts.sample import _write_tile
+
+    tile = next(sample_dir.glob("*/*/*.tiff"))
+    with rasterio.open(tile) as ds:
+        assert ds.interleaving == rasterio.enums.Interleaving.band
+        assert ds.block_shapes[0] == (64, 64) and ds.profile["tiled"]
+        assert ds.compression == rasterio.enums.Compression.zstd
+        assert ds.transform.e > 0  # bottom-up
+        assert ds.overviews(1) == [2, 4, 8]
+        assert ds.descriptions[0] == "A00" and ds.nodata == -128
+    codes = np.random.default_rng(0).integers(-127, 128, (64, 128, 128), dtype=np.int8)
+    _write_tile(tmp_path / "p.tif", codes, "EPSG:32616", 0.0, 0.0, 10.0, 64, interleave="pixel")
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        assert ds.interleaving == rasterio.enums.Interleaving.pixel
+        assert (ds.read()[:, ::-1] == codes).all()
+    with pytest.raises(ValueError, match="interleave"):
+        _write_tile(tmp_path / "x.tif", codes, "EPSG:32616", 0.0, 0.0, 10.0, 64, interleave="line")
