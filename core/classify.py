@@ -38,6 +38,7 @@ from .accuracy import (
     grouped_stratified_folds,
 )
 from .arrays import Array
+from .deps import require
 from .errors import EmbeddingsError
 from .grid import DEFAULT_BLOCK, Grid, GridSpec, crs_name
 from .labels import ClassCodes, LabelledPlace, LabelPixels, class_codes, label_pixels
@@ -244,6 +245,8 @@ def _validation(
 def _check(request: ClassifyRequest) -> None:
     if request.method not in METHODS:
         raise EmbeddingsError(f"Unknown classification method {request.method!r}; choose one of {', '.join(METHODS)}.")
+    if request.model is None and request.method == "forest":
+        require("sklearn", "The random forest")  # before reading anything
     if request.model is None and not request.training:
         raise EmbeddingsError("Give training places (points or polygons with a class field), or a saved model file.")
     if request.model is None and request.model_output and request.method not in SAVABLE:
