@@ -115,7 +115,13 @@ class ClassifyAlgorithm(EmbeddingsAlgorithm):
         "OUTPUT_MODEL saves the fitted model (logistic, kNN or centroid; plain arrays in an .npz, "
         "never pickle, so a shared model cannot run code). Give it as MODEL (TRAINING is then not "
         "needed) to classify another year or area without retraining; a model for another band "
-        "count is refused. Random forests cannot be saved."
+        "count is refused. Random forests cannot be saved.\n\n"
+        "Source keys: SOURCE, YEAR, EXTENT, TARGET_CRS, RESOLUTION, MAX_PIXELS or INPUT. Other keys: "
+        "TRAINING, CLASS_FIELD, METHOD (0-3), K_NEIGHBORS, SEED, CAP_PER_FEATURE, VALIDATION, MODEL, "
+        "OUTPUT, OUTPUT_CONFIDENCE, OUTPUT_MODEL, OUTPUT_REPORT.\n\n"
+        "Example (qgis_process): qgis_process run embeddings:classify -- SOURCE=/data/aef/aef_index.csv "
+        'YEAR=2017 EXTENT="-90.02,-89.98,44.44,44.46 [EPSG:4326]" TRAINING=/data/training.geojson '
+        "CLASS_FIELD=class OUTPUT=/tmp/classes.tif OUTPUT_MODEL=/tmp/landcover.npz"
     )
 
     def name(self) -> str:

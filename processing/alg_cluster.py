@@ -45,7 +45,11 @@ class ClusterAlgorithm(EmbeddingsAlgorithm):
         "sample is uniform, so this is the map's order but for clusters of nearly equal size), styled with one "
         "distinct colour per cluster (the style is saved beside the file as <name>.qml). "
         "OUTPUT_CENTROIDS (optional table): one row per cluster with its pixel count, its share of "
-        "the map and its centroid (unit vector, one field per band)."
+        "the map and its centroid (unit vector, one field per band).\n\n"
+        "Keys: SOURCE, YEAR, EXTENT, TARGET_CRS, RESOLUTION, MAX_PIXELS or INPUT; CLUSTERS, SAMPLE_SIZE, "
+        "SEED, OUTPUT, OUTPUT_CENTROIDS.\n\n"
+        "Example (qgis_process): qgis_process run embeddings:cluster -- SOURCE=/data/aef/aef_index.csv "
+        'YEAR=2024 EXTENT="-90.02,-89.98,44.44,44.46 [EPSG:4326]" CLUSTERS=8 OUTPUT=/tmp/clusters.tif'
     )
 
     def name(self) -> str:
