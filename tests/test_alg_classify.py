@@ -304,3 +304,29 @@ def test_cluster_chooses_k_by_the_silhouette(run_alg, sample_index, truth, tmp_p
     # Six planted classes, two of them confusable (cosine 0.8): 5 or 6 groups.
     assert res["CLUSTERS_USED"] in (5, 6)
     assert any("silhouette" in line for line in fb.lines)
+
+
+class CancelAt(Recorder):
+    """Cancels once progress passes ``percent`` (while the map is being written)."""
+
+    def __init__(self, percent):
+        super().__init__()
+        self.percent = percent
+
+    def setProgress(self, progress):  # noqa: N802
+        super().setProgress(progress)
+        if progress > self.percent:
+            self.cancel()
+
+
+@pytest.mark.parametrize("alg", ["embeddings:classify", "embeddings:cluster"])
+def test_cancel_leaves_no_output(alg, run_alg, sample_index, truth, training, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    extra = {"TRAINING": training["text"], "OUTPUT_CONFIDENCE": str(out_dir / "c.tif")}
+    p = params(sample_index, truth, out_dir / "map.tif", **(extra if "classify" in alg else {}))
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        run_alg(alg, p, feedback=CancelAt(60))
+    assert list(out_dir.iterdir()) == []
