@@ -45,14 +45,15 @@ format: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# make demo [SOURCE=... EXTENT="xmin,xmax,ymin,ymax [EPSG:4326]" YEAR_A= YEAR_B= YEAR= EXEMPLARS= ZONES=]
+# make demo [SOURCE=... EXTENT="xmin,xmax,ymin,ymax [EPSG:4326]" YEAR_A= YEAR_B= YEAR= EXEMPLARS= ZONES= TRAINING=]
 # SOURCE not given = the sample collection; SOURCE= (given, empty) = the public product.
 demo: setup
 	@$(PY) scripts/demo.py \
 	    $(if $(filter undefined,$(origin SOURCE)),,--source "$(SOURCE)") \
 	    $(if $(EXTENT),--extent "$(EXTENT)") $(if $(YEAR_A),--year-a "$(YEAR_A)") \
 	    $(if $(YEAR_B),--year-b "$(YEAR_B)") $(if $(YEAR),--year "$(YEAR)") \
-	    $(if $(EXEMPLARS),--exemplars "$(EXEMPLARS)") $(if $(ZONES),--zones "$(ZONES)")
+	    $(if $(EXEMPLARS),--exemplars "$(EXEMPLARS)") $(if $(ZONES),--zones "$(ZONES)") \
+	    $(if $(TRAINING),--training "$(TRAINING)")
 
 # Regenerate resources/models/*.model3 from scripts/make_models.py
 models: setup

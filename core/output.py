@@ -153,6 +153,13 @@ def open_float_output(
     return _open_output(path, grid, band_names, "float32", nodata, tags or {})
 
 
+def open_class_output(
+    path: str, grid: Grid, dtype: str, nodata: float, tags: dict[str, str] | None = None, band: str = "class"
+) -> contextlib.AbstractContextManager[RasterWriter]:
+    """A single-band integer GeoTIFF (class or cluster codes) written atomically."""
+    return _open_output(path, grid, (band,), dtype, nodata, tags or {})
+
+
 def write_signed_view_vrt(tif_path: str | os.PathLike[str], vrt_path: str | os.PathLike[str] | None = None) -> str:
     """A VRT beside an int8 GeoTIFF that shows its codes as signed Int16.
 

@@ -11,7 +11,6 @@ from qgis.core import (
     QgsFeature,
     QgsFeatureRequest,
     QgsFeatureSink,
-    QgsGeometry,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -19,12 +18,20 @@ from qgis.core import (
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterNumber,
     QgsProcessingUtils,
-    QgsWkbTypes,
 )
 
 from ..core.zonal import ZonalRequest, ZonalStats, zonal_statistics
-from .base import EmbeddingsAlgorithm, FeedbackProgress, core_errors, crs_string, make_fields, tr, with_help
-from .compat import GEOMETRY_POLYGON, NUMBER_INTEGER, SKIP_GEOMETRY_CHECKS, SOURCE_POLYGON
+from .base import (
+    EmbeddingsAlgorithm,
+    FeedbackProgress,
+    core_errors,
+    crs_string,
+    make_fields,
+    tr,
+    usable_polygon,
+    with_help,
+)
+from .compat import NUMBER_INTEGER, SKIP_GEOMETRY_CHECKS, SOURCE_POLYGON
 from .styles import GraduatedStyle, style_on_load
 
 ZONES_HELP = (
@@ -136,7 +143,7 @@ class ZonalStatsAlgorithm(EmbeddingsAlgorithm):
             total += 1
             if total % 1000 == 0:
                 progress.set_progress(2.0 * total / max(zones.featureCount(), total))
-            geom, was_repaired = self._polygon_of(feat.geometry())
+            geom, was_repaired = usable_polygon(feat.geometry())
             if geom is None:
                 skipped += 1
                 continue
@@ -203,25 +210,6 @@ class ZonalStatsAlgorithm(EmbeddingsAlgorithm):
         if k:
             style_on_load(context, dest_id, None, GraduatedStyle("pc1"))
         return {"OUTPUT": dest_id}
-
-    @staticmethod
-    def _polygon_of(geom: QgsGeometry) -> tuple[QgsGeometry | None, bool]:
-        """(valid polygon geometry or None, whether it had to be repaired)."""
-        if geom is None or geom.isNull() or geom.isEmpty():
-            return None, False
-        if QgsWkbTypes.isCurvedType(geom.wkbType()):
-            geom = QgsGeometry(geom.constGet().segmentize())
-        if geom.type() != GEOMETRY_POLYGON:
-            return None, False
-        if geom.isGeosValid():
-            return geom, False
-        fixed = geom.makeValid()
-        if fixed is not None and not fixed.isNull() and fixed.type() != GEOMETRY_POLYGON:
-            # makeValid can return a collection of polygons and lines; keep the polygons.
-            fixed = fixed.convertToType(GEOMETRY_POLYGON, True)
-        if fixed is None or fixed.isNull() or fixed.isEmpty() or fixed.area() <= 0:
-            return None, False
-        return fixed, True
 
 
 class _Rows:

@@ -23,6 +23,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
@@ -36,6 +37,7 @@ from .compat import (
     FIELD_DOUBLE,
     FIELD_INT64,
     FIELD_STRING,
+    GEOMETRY_POLYGON,
     NUMBER_DOUBLE,
     NUMBER_INTEGER,
     PARAMETER_ADVANCED,
@@ -143,6 +145,25 @@ def write_features(sink: QgsFeatureSink, fields: QgsFields, rows: Iterable[tuple
             raise QgsProcessingException(tr("A feature could not be written to the output layer."))
         count += 1
     return count
+
+
+def usable_polygon(geom: QgsGeometry) -> tuple[QgsGeometry | None, bool]:
+    """(valid polygon geometry or None, whether it had to be repaired)."""
+    if geom is None or geom.isNull() or geom.isEmpty():
+        return None, False
+    if QgsWkbTypes.isCurvedType(geom.wkbType()):
+        geom = QgsGeometry(geom.constGet().segmentize())
+    if geom.type() != GEOMETRY_POLYGON:
+        return None, False
+    if geom.isGeosValid():
+        return geom, False
+    fixed = geom.makeValid()
+    if fixed is not None and not fixed.isNull() and fixed.type() != GEOMETRY_POLYGON:
+        # makeValid can return a collection of polygons and lines; keep the polygons.
+        fixed = fixed.convertToType(GEOMETRY_POLYGON, True)
+    if fixed is None or fixed.isNull() or fixed.isEmpty() or fixed.area() <= 0:
+        return None, False
+    return fixed, True
 
 
 def crs_string(crs: QgsCoordinateReferenceSystem | None) -> str | None:

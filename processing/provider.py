@@ -19,6 +19,8 @@ ALGORITHMS = (
     ("alg_zonal", "ZonalStatsAlgorithm", ("rasterio", "pyproj")),
     ("alg_similarity", "SimilarityAlgorithm", ("rasterio", "pyproj")),
     ("alg_change", "ChangeMapAlgorithm", ("rasterio", "pyproj")),
+    ("alg_classify", "ClassifyAlgorithm", ("rasterio", "pyproj")),
+    ("alg_cluster", "ClusterAlgorithm", ("rasterio", "pyproj")),
 )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+from typing import Any
 
 from qgis.core import (
     Qgis,
@@ -161,3 +163,38 @@ class PseudocolorStyle(QmlStyle):
             return
         apply_qml(layer, self.qml)
         stretch_pseudocolor(layer, self.minimum, self.maximum)
+
+
+def paletted_renderer(layer: QgsRasterLayer, classes: list[tuple[int, str, tuple[int, int, int]]]) -> Any:
+    """A paletted renderer on band 1: one colour and name per class code."""
+    from qgis.core import QgsPalettedRasterRenderer
+    from qgis.PyQt.QtGui import QColor
+
+    entries = [QgsPalettedRasterRenderer.Class(int(code), QColor(*rgb), name) for code, name, rgb in classes]
+    return QgsPalettedRasterRenderer(layer.dataProvider(), 1, entries)
+
+
+def save_paletted_style(path: str, classes: list[tuple[int, str, tuple[int, int, int]]]) -> str | None:
+    """Write ``<name>.qml`` beside a class raster, so that QGIS shows the classes' colours and
+    names whenever the file is opened; the QML path, or None when it could not be written."""
+    qml = os.path.splitext(path)[0] + ".qml"
+    layer = QgsRasterLayer(path, "classes", "gdal")
+    if not layer.isValid():
+        return None
+    layer.setRenderer(paletted_renderer(layer, classes))
+    _, ok = layer.saveNamedStyle(qml)
+    return qml if ok else None
+
+
+class PalettedStyle(QgsProcessingLayerPostProcessorInterface):
+    """A paletted renderer with class names (legend) for a class or cluster raster."""
+
+    def __init__(self, classes: list[tuple[int, str, tuple[int, int, int]]]):
+        super().__init__()
+        self.classes = classes
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
+        if not isinstance(layer, QgsRasterLayer):
+            return
+        layer.setRenderer(paletted_renderer(layer, self.classes))
+        layer.triggerRepaint()

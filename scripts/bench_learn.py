@@ -10,7 +10,10 @@ Planted embeddings (9 classes, 64 bands, unit vectors with noise) in memory, one
 - fit: logistic regression (180 x 64, 9 classes; 1,800 x 64; 2,000 x 128 with 20 classes),
   random forest (180 x 64), spherical k-means on a 200,000 x 64 sample (8 and 20 clusters,
   4 restarts, NumPy and faiss), choose_k on the same sample, and the reservoir sampler over
-  a stream of 512 x 512 int8 blocks.
+  a stream of 512 x 512 int8 blocks;
+- map: ``classify_map`` (logistic, centroid, kNN) and ``cluster_map`` end to end on a
+  1536 x 1024 int8 embedding raster written beforehand (reading, labels, fit, cross-validation,
+  writing; CPU seconds over the map's pixels).
 Writes bench-results/learn.json and .md. Needs no collection (it builds its own data).
 """
 
@@ -40,6 +43,13 @@ APPLY = {
     "assign8": "apply: k-means assign, 8 clusters",
     "assign20": "apply: k-means assign, 20 clusters",
 }
+MAP = {
+    "map_logistic": "map: embeddings:classify's core, logistic (reading int8, CV, writing uint8)",
+    "map_centroid": "map: classify, nearest centroid",
+    "map_knn": "map: classify, kNN K=5 (faiss)",
+    "map_cluster": "map: cluster, k=8 (sample pass + assign pass)",
+}
+MAP_SHAPE = (1024, 1536)  # rows, cols of the int8 embedding raster the map variants classify
 FIT = {
     "fit_logistic_180": "fit: logistic, 180 x 64, 9 classes",
     "fit_logistic_1800": "fit: logistic, 1,800 x 64, 9 classes",
@@ -79,6 +89,54 @@ def block(seed: int = 1):
     codes = quantize(values)
     codes[:, np.isnan(values).any(axis=0)] = NODATA
     return values, codes
+
+
+def map_raster(folder: Path):
+    """An int8 AEF-style raster of MAP_SHAPE: 9 planted classes in vertical stripes, 3 %
+    no-data; and 20 labelled points per class (LabelledPlace) at pixel centres of its stripe."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from earth_embeddings.core.labels import LabelledPlace
+    from earth_embeddings.core.quant import NODATA, quantize
+
+    h, w = MAP_SHAPE
+    transform = from_origin(500000.0, 5000000.0, 10.0, 10.0)
+    path = folder / "embeddings.tif"
+    profile = dict(
+        driver="GTiff",
+        width=w,
+        height=h,
+        count=64,
+        dtype="int8",
+        nodata=NODATA,
+        crs="EPSG:32616",
+        transform=transform,
+        tiled=True,
+        blockxsize=512,
+        blockysize=512,
+    )
+    stripe = w // 9
+    rng = np.random.default_rng(5)
+    protos = rng.normal(size=(9, 64))
+    protos /= np.linalg.norm(protos, axis=1, keepdims=True)
+    cls = np.minimum(np.arange(w) // stripe, 8)
+    with rasterio.open(path, "w", **profile) as ds:
+        for r in range(0, h, 256):
+            v = protos[cls][None, :, :] + rng.normal(0, 0.6 / 8, size=(256, w, 64))
+            v /= np.linalg.norm(v, axis=2, keepdims=True)
+            codes = quantize(np.moveaxis(v, 2, 0))
+            codes[:, rng.random((256, w)) < 0.03] = NODATA
+            ds.write(codes, window=((r, r + 256), (0, w)))
+    places = []
+    for c in range(9):
+        for _ in range(20):
+            row, col = rng.integers(0, h), rng.integers(c * stripe, (c + 1) * stripe)
+            x, yy = transform * (col + 0.5, row + 0.5)
+            geom = {"type": "Point", "coordinates": [x, yy]}
+            places.append(LabelledPlace(geom, "EPSG:32616", c + 1, f"point {len(places)}"))
+    return str(path), places
 
 
 def child(what: str):
@@ -126,6 +184,27 @@ def child(what: str):
         bl.child_result({"pixels": px, "cpu_s": cpu, "wall_s": wall, "px_per_cpu_s": px / cpu})
         return
 
+    if what in MAP:
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="ee-bench-map-"))
+        raster, places = map_raster(folder)
+        from earth_embeddings.core.classify import ClassifyRequest, classify_map
+        from earth_embeddings.core.cluster import ClusterRequest, cluster_map
+        from earth_embeddings.core.source import SourceSpec
+
+        src = SourceSpec(raster=raster)
+        out = str(folder / "out.tif")
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        if what == "map_cluster":
+            cluster_map(ClusterRequest(out, src, clusters=8))
+        else:
+            classify_map(ClassifyRequest(out, src, training=places, method=what[4:]))
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        px = MAP_SHAPE[0] * MAP_SHAPE[1]
+        bl.child_result({"pixels": px, "cpu_s": cpu, "wall_s": wall, "px_per_cpu_s": px / cpu})
+        return
+
     if what.startswith("fit_"):
         if what == "fit_logistic_2000x128":
             X, y = planted(100, classes=20, bands=128, seed=3)
@@ -169,13 +248,18 @@ def child(what: str):
 
 def main():
     me = str(Path(__file__).resolve())
-    variants = {k: [bl.PY, me, "child", k] for k in list(APPLY) + list(FIT)}
+    variants = {k: [bl.PY, me, "child", k] for k in list(APPLY) + list(MAP) + list(FIT)}
     m = bl.measure(variants, env=bl.child_env(threads=1))
     rows_apply, rows_fit, result = [], [], {}
     for k, label in APPLY.items():
         rates = [p["px_per_cpu_s"] for p in m[k]["payloads"]]
         result[k] = {"px_per_cpu_s": rates}
         rows_apply.append([label, f"{statistics.median(rates) / 1e6:.2f}"])
+    rows_map = []
+    for k, label in MAP.items():
+        rates = [p["px_per_cpu_s"] for p in m[k]["payloads"]]
+        result[k] = {"px_per_cpu_s": rates}
+        rows_map.append([label, f"{statistics.median(rates) / 1e6:.2f}"])
     for k, label in FIT.items():
         cpu = [p["cpu_s"] for p in m[k]["payloads"]]
         result[k] = {"cpu_s": cpu}
@@ -195,6 +279,11 @@ def main():
                 bl.table(["apply", "M pixels / CPU s (per core)"], rows_apply),
                 "",
                 bl.table(["fit", "CPU time"], rows_fit),
+                "",
+                f"Whole maps on a {MAP_SHAPE[1]} x {MAP_SHAPE[0]} int8 embedding raster (9 planted classes, 20 "
+                "points each): classify_map / cluster_map end to end, labels, fit and accuracy included.",
+                "",
+                bl.table(["map", "M pixels / CPU s (per core)"], rows_map),
             ]
         ),
     )

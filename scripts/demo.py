@@ -193,9 +193,9 @@ def ramp_stops(layer):
     return [(item.value, item.color) for item in renderer.shader().rasterShaderFunction().colorRampItemList()]
 
 
-def render(path: Path, layers, extent_layer, title: str, legend=None, width: int = 900) -> None:
+def render(path: Path, layers, extent_layer, title: str, legend=None, width: int = 900, categories=None) -> None:
     """Render ``layers`` (top first) over ``extent_layer``'s extent to a PNG with a title and a
-    colour bar (legend = (label, stops))."""
+    colour bar (legend = (label, stops)) or a legend of classes (categories = [(name, QColor)])."""
     from qgis.core import QgsMapRendererParallelJob, QgsMapSettings
     from qgis.PyQt.QtCore import QPointF, QRectF, QSize, Qt
     from qgis.PyQt.QtGui import QColor, QFont, QImage, QLinearGradient, QPainter, QPen
@@ -212,7 +212,9 @@ def render(path: Path, layers, extent_layer, title: str, legend=None, width: int
     job = QgsMapRendererParallelJob(settings)
     job.start()
     job.waitForFinished()
-    title_px, footer_px = 34, (52 if legend and legend[1] else 0)
+    per_row = 4
+    rows = math.ceil(len(categories) / per_row) if categories else 0
+    title_px, footer_px = 34, (52 if legend and legend[1] else 0) + (12 + 22 * rows if rows else 0)
     image = QImage(width, height + title_px + footer_px, QImage.Format_ARGB32)
     image.fill(QColor("#ffffff"))
     painter = QPainter(image)
@@ -226,7 +228,7 @@ def render(path: Path, layers, extent_layer, title: str, legend=None, width: int
     painter.setFont(font)
     painter.setPen(QPen(QColor("#000000")))
     painter.drawText(QRectF(10, 0, width - 20, title_px), Qt.AlignVCenter | Qt.AlignLeft, title)
-    if footer_px:
+    if legend and legend[1]:
         label, stops = legend
         lo, hi = stops[0][0], stops[-1][0]
         top = title_px + height + 6
@@ -241,6 +243,19 @@ def render(path: Path, layers, extent_layer, title: str, legend=None, width: int
         painter.drawText(QRectF(10, top, bar.left() - 60, 22), Qt.AlignVCenter | Qt.AlignRight, label)
         painter.drawText(QRectF(bar.left() - 50, top, 45, 22), Qt.AlignVCenter | Qt.AlignRight, f"{lo:.2f}")
         painter.drawText(QRectF(bar.right() + 5, top, 60, 22), Qt.AlignVCenter | Qt.AlignLeft, f"{hi:.2f}")
+    if rows:
+        font.setPixelSize(13)
+        font.setBold(False)
+        painter.setFont(font)
+        cell = (width - 20) / per_row
+        for i, (name, color) in enumerate(categories):
+            x = 10 + cell * (i % per_row)
+            y = title_px + height + 8 + 22 * (i // per_row)
+            painter.fillRect(QRectF(x, y + 3, 16, 14), color)
+            painter.setPen(QPen(QColor("#444444")))
+            painter.drawRect(QRectF(x, y + 3, 16, 14))
+            painter.setPen(QPen(QColor("#000000")))
+            painter.drawText(QRectF(x + 22, y, cell - 26, 20), Qt.AlignVCenter | Qt.AlignLeft, name)
     painter.end()
     if not image.save(str(path)):
         raise DemoError(f"could not write {path}")
@@ -278,6 +293,7 @@ def main(argv=None) -> int:
     parser.add_argument("--year", type=int, default=None)
     parser.add_argument("--exemplars", default=None)
     parser.add_argument("--zones", default=None)
+    parser.add_argument("--training", default=None, help="labelled points/polygons with a 'class' field")
     parser.add_argument("--out", default=str(REPO / "demo-output"))
     args = parser.parse_args(argv)
     try:
@@ -314,6 +330,7 @@ def demo(args) -> int:
         year = args.year or min(truth.years)
         exemplars = args.exemplars or str(collection / "exemplars.geojson")
         zones = args.zones or str(collection / "zones.geojson")
+        training = args.training or sample_training(truth, year, out / "training.geojson")
         source_label = f"the sample collection ({collection})"
     else:
         if not args.extent:
@@ -325,6 +342,7 @@ def demo(args) -> int:
         year = args.year or year_b
         exemplars = args.exemplars or centre_exemplar(bounds, extent_crs, out / "exemplars.geojson")
         zones = args.zones or grid_zones(bounds, extent_crs, out / "zones.geojson")
+        training = args.training  # classification needs labels of the user's own
         source_label = source or "the public AlphaEarth Foundations product (Source Cooperative)"
     w, s, e, n = bounds
     extent = f"{w},{e},{s},{n} [{extent_crs}]"
@@ -380,6 +398,33 @@ def demo(args) -> int:
             {"SOURCE": source, "YEAR": year, "ZONES": zones, "PCA_COMPONENTS": 3, "OUTPUT": out / "zone_stats.gpkg"},
             f"zonal statistics {year}",
         )
+        classify = None
+        if training:
+            classify = runner.run(
+                "embeddings:classify",
+                {
+                    **common,
+                    "YEAR": year,
+                    "TRAINING": training,
+                    "CLASS_FIELD": "class",
+                    "OUTPUT": out / f"classes_{year}.tif",
+                    "OUTPUT_CONFIDENCE": out / f"confidence_{year}.tif",
+                    "OUTPUT_REPORT": out / "accuracy.html",
+                    "OUTPUT_MODEL": out / "landcover.npz",
+                },
+                f"classify {year}",
+            )
+        cluster = runner.run(
+            "embeddings:cluster",
+            {
+                **common,
+                "YEAR": year,
+                "CLUSTERS": 0,
+                "OUTPUT": out / f"clusters_{year}.tif",
+                "OUTPUT_CENTROIDS": out / "cluster_centroids.csv",
+            },
+            f"cluster {year}",
+        )
         wisconsin_exemplar = wisconsin_centre(out / "wisconsin_exemplar.geojson")
         wisconsin = runner.run(
             "embeddings:similarity",
@@ -400,12 +445,10 @@ def demo(args) -> int:
         GraduatedStyle,
         PseudocolorStyle,
         QmlStyle,
-        change_areas_style,
-        change_style,
     )
 
-    change_layer = raster(change["OUTPUT"], "change", change_style())
-    areas_layer = vector(change["OUTPUT_POLYGONS"], "change areas", change_areas_style())
+    change_layer = raster(change["OUTPUT"], "change", QmlStyle("change.qml"))
+    areas_layer = vector(change["OUTPUT_POLYGONS"], "change areas", QmlStyle("change_areas.qml"))
     render(
         out / "change.png",
         [areas_layer, change_layer],
@@ -435,6 +478,27 @@ def demo(args) -> int:
         rgb,
         f"Zones coloured by pc1 ({year}), over the embeddings as RGB (A01/A16/A09)",
     )
+    if classify is not None:
+        classes_layer = sidecar_styled(classify["OUTPUT"], "classes")
+        points = labelled_layer(training)
+        accuracy = classify["OVERALL_ACCURACY"]
+        render(
+            out / "classes.png",
+            [points, classes_layer],
+            classes_layer,
+            f"Classes {year} from {points.featureCount()} labelled points (dots), logistic regression; "
+            f"cross-validated accuracy {accuracy:.2f}",
+            categories=legend_of(classes_layer),
+        )
+    clusters_layer = sidecar_styled(cluster["OUTPUT"], "clusters")
+    render(
+        out / "clusters.png",
+        [clusters_layer],
+        clusters_layer,
+        f"{cluster['CLUSTERS_USED']} clusters of the {year} embeddings (cosine k-means, k chosen by the silhouette), "
+        "1 = largest",
+        categories=legend_of(clusters_layer),
+    )
     wis_layer = raster(
         wisconsin["OUTPUT"],
         "wisconsin",
@@ -453,6 +517,7 @@ def demo(args) -> int:
     lines = summary_lines(
         source_label, extent, year_a, year_b, year, load, change, hotspots, similarity, zonal, wisconsin
     )
+    lines += learning_lines(year, classify, cluster)
     total = time.perf_counter() - t0
     lines += ["", "Timings (qgis_process, each including QGIS start-up):"]
     lines += [f"  {label:<42} {seconds:6.1f} s" for label, seconds in runner.timings]
@@ -475,6 +540,63 @@ def wisconsin_centre(path: Path) -> str:
         lon, lat = transformer(ds.crs.to_string(), "EPSG:4326").transform(x, y)
     point = {"type": "Point", "coordinates": [lon, lat]}
     return write_geojson(path, [{"type": "Feature", "properties": {"name": "centre pixel"}, "geometry": point}])
+
+
+def sample_training(truth, year: int, path: Path) -> str:
+    """Four labelled points inside each planted class of the sample (a 'class' text field)."""
+    from earth_embeddings.scripts.sample import CLASSES, class_interior_points
+
+    features = [
+        {"type": "Feature", "properties": {"class": name}, "geometry": {"type": "Point", "coordinates": p}}
+        for c, name in enumerate(CLASSES)
+        for p in class_interior_points(truth, c, year, 4, seed=100 + c)
+    ]
+    return write_geojson(path, features)
+
+
+def labelled_layer(path: str):
+    """Training places as black-outlined white dots."""
+    from qgis.core import QgsMarkerSymbol
+
+    layer = vector(path, "training")
+    symbol = QgsMarkerSymbol.createSimple(
+        {"name": "circle", "color": "#ffffff", "outline_color": "#000000", "size": "2.6", "outline_width": "0.5"}
+    )
+    layer.renderer().setSymbol(symbol)
+    return layer
+
+
+def sidecar_styled(path: str, name: str):
+    """A class raster as QGIS opens it: styled by the .qml the algorithm saved beside it."""
+    from qgis.core import QgsPalettedRasterRenderer, QgsRasterLayer
+
+    layer = QgsRasterLayer(path, name)
+    if not isinstance(layer.renderer(), QgsPalettedRasterRenderer):
+        raise DemoError(f"{path} opened without the class style saved beside it.")
+    return layer
+
+
+def legend_of(layer):
+    """(name, colour) of each class of a paletted layer, as the layers panel shows them."""
+    return [(c.label, c.color) for c in layer.renderer().classes()]
+
+
+def learning_lines(year, classify, cluster):
+    lines = [""]
+    if classify is not None:
+        per_class = json.loads(classify["CLASS_ACCURACY"])
+        lines += [
+            f"Classes {year} (classes_{year}.tif, accuracy.html): overall accuracy "
+            f"{classify['OVERALL_ACCURACY']:.3f}, kappa {fmt(classify['KAPPA'], '.3f')} (grouped cross-validation)",
+            "  class          precision  recall",
+        ]
+        for name, v in per_class.items():
+            lines.append(f"  {name:<14} {fmt(v['precision'], '9.3f')}  {fmt(v['recall'], '6.3f')}")
+    lines.append(
+        f"Clusters {year} (clusters_{year}.tif, cluster_centroids.csv): {cluster['CLUSTERS_USED']} clusters "
+        f"over {cluster['VALID_PIXELS']:,} pixels"
+    )
+    return lines
 
 
 def summary_lines(source_label, extent, year_a, year_b, year, load, change, hotspots, similarity, zonal, wisconsin):
@@ -527,7 +649,8 @@ def summary_lines(source_label, extent, year_a, year_b, year, load, change, hots
         lines.append(f"  {r['rank']:>4}  {r['score']:.4f}  {lon:.5f}  {lat:.5f}")
     lines += [
         "",
-        "Maps: change.png, similarity.png, zones.png, wisconsin_similarity.png",
+        "Maps: change.png, similarity.png, zones.png, wisconsin_similarity.png, classes.png (with a training "
+        "layer), clusters.png",
     ]
     return lines
 

@@ -84,6 +84,23 @@ def bad(sample_dir, truth, tmp_path_factory):
         root / "zones_nogeom.geojson", [{"type": "Feature", "properties": {"id": 1}, "geometry": None}]
     )
     b["zones_ok"] = str(sample_dir / "zones.geojson")
+    # Training places: one class only; a class all on the 2024 hole; no class values; in the ocean.
+    forest = class_interior_points(truth, CLASSES.index("forest"), 2024, 3, seed=4)
+    water = class_interior_points(truth, CLASSES.index("water"), 2024, 3, seed=5)
+
+    def labelled(pts, value):
+        return [{**point(lon, lat, "x"), "properties": {"class": value}} for lon, lat in pts]
+
+    b["train_one"] = geojson(root / "train_one.geojson", labelled(forest, "forest"))
+    b["train_ok"] = geojson(root / "train_ok.geojson", labelled(forest, "forest") + labelled(water, "water"))
+    lost = [(float(lon), float(lat)), (float(lon) + 1e-4, float(lat))]
+    b["train_hole"] = geojson(
+        root / "train_hole.geojson", labelled(forest, "forest") + labelled(water, "water") + labelled(lost, "lost")
+    )
+    b["train_null"] = geojson(root / "train_null.geojson", labelled(forest + water, None))
+    b["train_ocean"] = geojson(root / "train_ocean.geojson", labelled([(10.0, 10.0), (10.001, 10.0)], 1))
+    (root / "model.npz").write_bytes(b"PK\x03\x04 not really a zip archive" * 10)
+    b["model_bad"] = str(root / "model.npz")
     return b
 
 
@@ -204,6 +221,67 @@ CASES = [
         r"2017, 2024",
     ),
     (
+        "classify-one-class",
+        "embeddings:classify",
+        lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["extent"], "TRAINING": b["train_one"]},
+        r"of class 'forest'.*at least two classes",
+    ),
+    (
+        "classify-class-on-no-data",
+        "embeddings:classify",
+        lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["extent"], "TRAINING": b["train_hole"]},
+        r"class 'lost' fall on no-data",
+    ),
+    (
+        "classify-field-missing",
+        "embeddings:classify",
+        lambda b: {
+            "SOURCE": b["index"],
+            "YEAR": 2024,
+            "EXTENT": b["extent"],
+            "TRAINING": b["train_ok"],
+            "CLASS_FIELD": "landcover",
+        },
+        r"no field 'landcover'",
+    ),
+    (
+        "classify-field-empty",
+        "embeddings:classify",
+        lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["extent"], "TRAINING": b["train_null"]},
+        r"field 'class' is empty",
+    ),
+    (
+        "classify-outside-coverage",
+        "embeddings:classify",
+        lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["extent"], "TRAINING": b["train_ocean"]},
+        r"None of the training places lies on the coverage",
+    ),
+    (
+        "classify-k-above-labels",
+        "embeddings:classify",
+        lambda b: {
+            "SOURCE": b["index"],
+            "YEAR": 2024,
+            "EXTENT": b["extent"],
+            "TRAINING": b["train_ok"],
+            "METHOD": 1,
+            "K_NEIGHBORS": 50,
+        },
+        r"K = 50 neighbours is more than the 6 labelled pixels",
+    ),
+    (
+        "classify-not-a-model",
+        "embeddings:classify",
+        lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["extent"], "MODEL": b["model_bad"]},
+        r"not an Earth Embeddings classifier model",
+    ),
+    (
+        "cluster-ocean",
+        "embeddings:cluster",
+        lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["ocean"]},
+        r"No embeddings cover this extent",
+    ),
+    (
         "zonal-one-band",
         "embeddings:zonalstats",
         lambda b: {"INPUT": b["oneband"], "ZONES": b["zones_ok"]},
@@ -216,6 +294,13 @@ OUTPUTS = {
     "embeddings:change": {"OUTPUT": "change.tif", "OUTPUT_POLYGONS": "areas.gpkg"},
     "embeddings:similarity": {"OUTPUT": "sim.tif", "TOP_K": 5, "OUTPUT_TOP_K": "top.gpkg"},
     "embeddings:zonalstats": {"OUTPUT": "stats.gpkg"},
+    "embeddings:classify": {
+        "OUTPUT": "classes.tif",
+        "OUTPUT_CONFIDENCE": "confidence.tif",
+        "OUTPUT_MODEL": "model.npz",
+        "OUTPUT_REPORT": "accuracy.html",
+    },
+    "embeddings:cluster": {"OUTPUT": "clusters.tif"},
 }
 
 
@@ -261,3 +346,27 @@ def test_qgis_process(case, alg, make, pattern, bad, cli_env, tmp_path):
     assert re.search(expected(bad, pattern), text, re.S), text[-1500:]
     assert "Traceback" not in text
     assert list(out_dir.iterdir()) == [], "an output was left behind"
+
+
+FOREST = (
+    "classify-forest-without-scikit-learn",
+    "embeddings:classify",
+    lambda b: {"SOURCE": b["index"], "YEAR": 2024, "EXTENT": b["extent"], "TRAINING": b["train_ok"], "METHOD": 3},
+    r"random forest needs scikit-learn.*--no-deps.*scikit-learn==",
+)
+
+
+def test_forest_without_scikit_learn_processing_run(bad, run_alg, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # what importing a missing package gives
+    test_processing_run(*FOREST, bad, run_alg, tmp_path)
+
+
+def test_forest_without_scikit_learn_qgis_process(bad, cli_env, tmp_path):
+    """QGIS's Python starts with a sitecustomize that makes scikit-learn unimportable."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import sys\nsys.modules['sklearn'] = None\n")
+    env = dict(cli_env, PYTHONPATH=str(site))
+    test_qgis_process(*FOREST, bad, env, tmp_path)

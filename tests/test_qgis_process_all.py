@@ -22,7 +22,7 @@ from qgis_cli import QGIS_PROCESS, REPO, make_profile, run_algorithm
 from earth_embeddings.core.grid import transformer
 from earth_embeddings.scripts.sample import CLASSES, class_interior_points
 
-INPUT_KEYS = {"INPUT", "INPUT_A", "INPUT_B", "EXEMPLARS", "NEGATIVES", "ZONES"}
+INPUT_KEYS = {"INPUT", "INPUT_A", "INPUT_B", "EXEMPLARS", "NEGATIVES", "ZONES", "TRAINING", "VALIDATION", "MODEL"}
 
 
 def readme_commands() -> list[tuple[str, dict]]:
@@ -56,8 +56,22 @@ def readme_runs(tmp_path_factory, sample_index, sample_dir, truth):
             }
         )
     )
+    training = tmp / "training.geojson"
+    training.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {"type": "Feature", "properties": {"class": name}, "geometry": {"type": "Point", "coordinates": p}}
+                    for c, name in enumerate(CLASSES)
+                    for p in class_interior_points(truth, c, 2017, 4, seed=30 + c)
+                ],
+            }
+        )
+    )
     data = {
         "/data/aef/aef_index.csv": sample_index,
+        "/data/training.geojson": str(training),
         "/data/fields.geojson": str(sample_dir / "exemplars.geojson"),
         "/data/not_these.geojson": str(negatives),
         "/data/census_blocks.gpkg": str(sample_dir / "zones.geojson"),
@@ -168,6 +182,41 @@ def test_zonal_statistics_of_every_zone(readme_runs):
     for name in ("A00_mean", "A63_std", "pixel_count", "pc1", "pc2", "pc3"):
         assert layer.fields().indexOf(name) >= 0, name
     assert all(f["pixel_count"] >= 1 for f in layer.getFeatures())
+
+
+def planted_codes(path, truth, year, nodata):
+    """(map values, planted class index) at the pixels of a class raster that have a value."""
+    with rasterio.open(path) as ds:
+        a, t, crs = ds.read(1), ds.transform, ds.crs.to_string()
+    rows, cols = np.nonzero(a != nodata)
+    lon, lat = transformer(crs, "EPSG:4326").transform(t.c + (cols + 0.5) * t.a, t.f + (rows + 0.5) * t.e)
+    return a[rows, cols], truth.class_at(lon, lat, year)
+
+
+def test_classify_maps_the_planted_classes_and_its_model_the_next_year(readme_runs, truth):
+    params, results = results_of(readme_runs, "embeddings:classify", TRAINING=True)
+    assert results["OVERALL_ACCURACY"] >= 0.95 and results["CLASSES"] == len(CLASSES)
+    values, planted = planted_codes(results["OUTPUT"], truth, 2017, 255)
+    codes = np.array([sorted(CLASSES).index(n) + 1 for n in CLASSES])  # text classes: 1..N sorted
+    assert (values == codes[planted]).mean() >= 0.95
+    assert Path(results["OUTPUT_REPORT"]).read_text().count("<tr>") == len(CLASSES) + 1
+    assert Path(results["OUTPUT"]).with_suffix(".qml").exists()
+    _, later = results_of(readme_runs, "embeddings:classify", MODEL=True)
+    values, planted = planted_codes(later["OUTPUT"], truth, 2024, 255)
+    assert (values == codes[planted]).mean() >= 0.95
+
+
+def test_cluster_writes_ids_by_size_and_the_centroids(readme_runs):
+    params, results = results_of(readme_runs, "embeddings:cluster")
+    k = int(params["CLUSTERS"])
+    assert results["CLUSTERS_USED"] == k
+    with rasterio.open(results["OUTPUT"]) as ds:
+        ids = ds.read(1)
+        assert ds.dtypes[0] == "uint8" and ds.nodata == 0
+    assert set(np.unique(ids)) <= set(range(k + 1))
+    table = QgsVectorLayer(results["OUTPUT_CENTROIDS"], "c", "ogr")
+    counts = {int(f["cluster"]): int(f["pixels"]) for f in table.getFeatures()}
+    assert counts == {c: int((ids == c).sum()) for c in range(1, k + 1)}
 
 
 def test_change_hotspots_model(readme_runs, truth):
