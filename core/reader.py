@@ -36,8 +36,6 @@ from .quant import LUT, NODATA, quantize, renormalise
 from .remote import gdal_http_options
 from .tile import Tile
 
-GDAL_CACHE_MB = 256
-
 
 @dataclass
 class Plan:
@@ -165,15 +163,18 @@ class MosaicReader:
     def __enter__(self) -> MosaicReader:
         import rasterio
 
-        # rasterio hands an integer GDAL_CACHEMAX to GDAL as bytes (256 would be a 256-byte
-        # cache: no block caching at all, and rasterize working scanline by scanline).
-        self._env = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024, **gdal_http_options())
+        # GDAL's HTTP settings for the rasters GDAL reads (core.blocks reads the rest itself,
+        # holding its own decoded blocks: GDAL's block cache, process-wide and shared with
+        # QGIS's rendering, is left as QGIS set it).
+        self._env = rasterio.Env(**gdal_http_options())
         self._env.__enter__()
         try:
             self._plan = make_plan(self.label, self._tiles, self.grid)
         except BaseException:
             self.__exit__(None, None, None)
             raise
+        for t in self._tiles:
+            t.close()  # planning read their headers; each reopens when a window first needs it
         for t in self._plan.tiles:
             self._tile_bounds[id(t)] = (
                 t.bounds if same_crs(t.crs, self.grid.crs) else transform_bounds(t.bounds, t.crs, self.grid.crs)
@@ -191,6 +192,38 @@ class MosaicReader:
     def window_size(self, block_size: int = DEFAULT_BLOCK) -> int:
         """Output window size: coarse resolutions read f x f finer samples per pixel, so smaller."""
         return max(8, block_size // self.plan.factor) if self.plan.factor > 1 else block_size
+
+    def block_spans(self, axis: int) -> list[tuple[int, int, int, int]]:
+        """Where the tiles' internal blocks fall on the grid along one axis (0: rows,
+        1: columns): (first, stop, phase, block size) in grid pixels for each tile, in
+        priority order, that lies on the grid's own pixels (same CRS, same pixel size,
+        whole-pixel offset, read by the block reader); see pipeline.windows_for."""
+        plan = self.plan
+        if plan.factor != 1:
+            return []
+        g = self.grid.transform
+        spans = []
+        for tile in plan.tiles:
+            level, _ = tile.level_for(plan.level_factor)
+            shape = tile.block_shape(level)
+            t = tile.level_transform(level)
+            if shape is None or not same_crs(tile.crs, self.grid.crs) or t.b or t.d:
+                continue
+            pixel, origin, grid_origin = (t.e, t.f, g.f) if axis == 0 else (t.a, t.c, g.c)
+            grid_pixel = g.e if axis == 0 else g.a
+            if abs(abs(pixel) - abs(grid_pixel)) > 1e-9 * abs(grid_pixel):
+                continue
+            at = (origin - grid_origin) / grid_pixel  # the tile's row/column 0 edge, in grid pixels
+            if abs(at - round(at)) > 1e-6:
+                continue
+            n = tile.level_shape(level)[0 if axis == 0 else 1]
+            block = shape[0 if axis == 0 else 1]
+            edge = int(round(at))
+            if pixel * grid_pixel > 0:  # the tile counts the same way as the grid
+                spans.append((edge, edge + n, edge % block, block))
+            else:  # a bottom-up tile: its row 0 is its last row on the grid
+                spans.append((edge - n, edge, edge % block, block))
+        return spans
 
     def expect(self, windows: Sequence[Window]) -> None:
         """Say in which order ``read`` will be called, so that each tile is closed after the
@@ -276,12 +309,15 @@ def _aggregate(data: Array, valid: Array, f: int, quantised: bool) -> tuple[Arra
 
 def _valid_of(tile: Tile, data: Array, quantised: bool) -> Array:
     """(h, w) True where every band has data (codes: not -128; floats: finite, not no-data)."""
+    # Reductions over the band axis, band by band: no (bands, h, w) temporary of booleans.
     if quantised:
-        return np.asarray(~(data == NODATA).any(axis=0))
-    ok = np.isfinite(data).all(axis=0)
+        return np.asarray(data.min(axis=0) != NODATA)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ok = np.isfinite(data.sum(axis=0, dtype=np.float64))  # NaN or inf in any band
     nodata = tile.meta.nodata
     if nodata is not None and not math.isnan(nodata):
-        ok &= ~(data == nodata).any(axis=0)
+        for band in data:
+            ok &= band != nodata
     return np.asarray(ok)
 
 
@@ -320,19 +356,31 @@ def _fill_separable(
     tr = rows[r_lo:r_hi]
     c0, c1 = int(tc.min()), int(tc.max()) + 1
     r0, r1 = int(tr.min()), int(tr.max()) + 1
-    data = _read_as(tile, level, (r0, r1), (c0, c1), quantised)
     lc = tc - c0
     lr = tr - r0
-    col_index: slice | Array = slice(None) if np.array_equal(lc, np.arange(c1 - c0)) else lc
-    if np.array_equal(lr, np.arange(r1 - r0)):
+    cols_same = np.array_equal(lc, np.arange(c1 - c0))
+    rows_same = np.array_equal(lr, np.arange(r1 - r0))
+    rows_flipped = not rows_same and np.array_equal(lr, np.arange(r1 - r0)[::-1])
+    region = out[:, r_lo:r_hi, c_lo:c_hi]
+    if need.all() and cols_same and (rows_same or rows_flipped) and tile.direct(out.dtype):
+        # The common case (the first tile over this part of the window, same pixels): decode
+        # straight into the output, flipping bottom-up rows on the way; no copy of the window.
+        tile.read_into(level, (r0, r1), (c0, c1), region if rows_same else region[:, ::-1, :])
+        ok = _valid_of(tile, region, quantised)
+        if not ok.all():
+            region[:, ~ok] = NODATA if quantised else np.nan
+        filled[r_lo:r_hi, c_lo:c_hi] |= ok
+        return
+    data = _read_as(tile, level, (r0, r1), (c0, c1), quantised)
+    col_index: slice | Array = slice(None) if cols_same else lc
+    if rows_same:
         sub = data[:, :, col_index]
-    elif np.array_equal(lr, np.arange(r1 - r0)[::-1]):
+    elif rows_flipped:
         # Bottom-up tile: output row 0 (north) is the tile's last row.
         sub = data[:, ::-1, :][:, :, col_index]
     else:
         sub = data[:, lr, :][:, :, col_index]
     ok = _valid_of(tile, sub, quantised) & need
-    region = out[:, r_lo:r_hi, c_lo:c_hi]
     if ok.all():
         region[...] = sub
     else:

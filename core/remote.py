@@ -1,7 +1,7 @@
 """Downloads over HTTP: explicit User-Agent, timeouts, retries, a revalidated cache.
 
-Only the index travels through here; tiles are read in place by GDAL's /vsicurl/ with
-the options from ``gdal_http_options``.
+The index travels through here; tiles are read in place by core.blocks' own range requests
+(or, for rasters it cannot decode, by GDAL's /vsicurl/ with the options from ``gdal_http_options``).
 """
 
 from __future__ import annotations
@@ -67,7 +67,6 @@ def gdal_http_options() -> dict[str, str]:
         "GDAL_HTTP_TIMEOUT": str(max(1, int(read_s))),
         "GDAL_HTTP_MULTIRANGE": "YES",
         "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-        "VSI_CACHE": "TRUE",
         "CPL_VSIL_CURL_CHUNK_SIZE": "65536",
     }
 

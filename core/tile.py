@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,9 +11,11 @@ import numpy as np
 from affine import Affine
 
 from .arrays import Array
+from .blocks import TileBlocks
 from .errors import EmbeddingsError
 from .grid import Bounds, Grid, north_up_grid
 from .quant import NODATA
+from .tiff import Layout
 
 AEF_TAG = "AEF_QUANTIZATION"
 
@@ -50,8 +53,12 @@ def gdal_message(exc: BaseException) -> str:
 
 
 class Tile:
-    """A raster opened lazily, one dataset per overview level; ``close`` releases them (they
-    reopen on demand)."""
+    """A raster opened lazily; ``close`` releases it (it reopens on demand).
+
+    GeoTIFFs the reader can decode itself (``core.tiff``: the product's layout and most
+    embedding exports) are read block by block through ``core.blocks``: the header once, each
+    block fetched and decoded once, on several threads. Other rasters go through GDAL, one
+    rasterio dataset per overview level, one reader at a time."""
 
     def __init__(self, gdal_path: str, label: str, crs: str | None = None, bounds: Bounds | None = None):
         self.gdal_path = gdal_path
@@ -60,58 +67,132 @@ class Tile:
         self._bounds = bounds  # pixel-array bounds in the tile's CRS, if known (from an index)
         self._levels: dict[int, Any] = {}
         self._meta: TileMeta | None = None
+        self._blocks: TileBlocks | None | bool = False  # False: not open (or not tried) yet
+        self._layout: Layout | None = None  # the parsed header, kept across close and reopen
+        self._gdal_only = False
+        self._lock = threading.RLock()
+        self._own_meta = False
+
+    def blocks(self) -> TileBlocks | None:
+        """The block reader of this file, or None when GDAL reads it."""
+        with self._lock:
+            if self._blocks is False and not self._gdal_only:
+                self._blocks = TileBlocks.open(self.gdal_path, self.label, self._layout)
+                if isinstance(self._blocks, TileBlocks):
+                    self._layout = self._blocks.layout
+                else:
+                    self._gdal_only = True
+            return self._blocks if isinstance(self._blocks, TileBlocks) else None
+
+    def layout(self) -> Layout | None:
+        """The parsed header when the block reader reads this file (kept across close: asking
+        for it does not reopen a closed tile), else None."""
+        with self._lock:
+            if self._layout is None and not self._gdal_only:
+                self.blocks()
+            return None if self._gdal_only else self._layout
 
     def dataset(self, level: int = 0) -> Any:
         """The open rasterio dataset of an overview level (0 = full resolution)."""
-        ds = self._levels.get(level)
-        if ds is None:
-            import rasterio
+        with self._lock:
+            ds = self._levels.get(level)
+            if ds is None:
+                import rasterio
 
-            try:
-                ds = (
-                    rasterio.open(self.gdal_path)
-                    if level == 0
-                    else rasterio.open(self.gdal_path, overview_level=level - 1)
-                )
-            except Exception as exc:
-                raise EmbeddingsError(
-                    f"The tile {self.label} cannot be opened ({gdal_message(exc)}); check that it "
-                    "exists and is a GeoTIFF, or that the server is reachable."
-                ) from None
-            self._levels[level] = ds
-        return ds
+                from .remote import gdal_http_options
+
+                try:
+                    # Each thread needs the HTTP settings (User-Agent...) entered on it.
+                    with rasterio.Env(**gdal_http_options()):
+                        ds = (
+                            rasterio.open(self.gdal_path)
+                            if level == 0
+                            else rasterio.open(self.gdal_path, overview_level=level - 1)
+                        )
+                except Exception as exc:
+                    raise EmbeddingsError(
+                        f"The tile {self.label} cannot be opened ({gdal_message(exc)}); check that it "
+                        "exists and is a GeoTIFF, or that the server is reachable."
+                    ) from None
+                self._levels[level] = ds
+            return ds
+
+    def is_open(self) -> bool:
+        """True while the tile holds an open file (or GDAL dataset)."""
+        return bool(self._levels) or isinstance(self._blocks, TileBlocks)
 
     def close(self) -> None:
-        for ds in self._levels.values():
-            ds.close()
-        self._levels.clear()
+        with self._lock:
+            for ds in self._levels.values():
+                ds.close()
+            self._levels.clear()
+            if isinstance(self._blocks, TileBlocks):
+                self._blocks.close()
+                self._blocks = False
 
     @property
     def meta(self) -> TileMeta:
-        if self._meta is None:
-            ds = self.dataset(0)
-            if ds.crs is None:
-                raise EmbeddingsError(f"The raster {self.label} has no coordinate reference system.")
-            dtype = str(ds.dtypes[0])
-            nodata = ds.nodata
-            tags = dict(ds.tags())
-            quantised = dtype == "int8" or (AEF_TAG in tags and np.issubdtype(np.dtype(dtype), np.integer))
-            if quantised and nodata is None:
-                nodata = NODATA
-            self._meta = TileMeta(
-                crs=self._crs or ds.crs.to_string(),
-                transform=ds.transform,
-                width=ds.width,
-                height=ds.height,
-                count=ds.count,
-                dtype=dtype,
-                nodata=nodata,
-                quantised=quantised,
-                descriptions=[d or "" for d in ds.descriptions],
-                overviews=list(ds.overviews(1)) if ds.count else [],
-                tags=tags,
-            )
-        return self._meta
+        with self._lock:
+            if self._meta is None:
+                own = self._meta_from_layout()
+                self._own_meta = own is not None
+                self._meta = own or self._meta_from_gdal()
+            return self._meta
+
+    def _meta_from_layout(self) -> TileMeta | None:
+        """The description from the header the block reader parsed (no GDAL open: for a remote
+        tile the header is fetched once), when it says everything GDAL would."""
+        blocks = self.blocks()
+        if blocks is None:
+            return None
+        lay = blocks.layout
+        crs = self._crs or (f"EPSG:{lay.epsg}" if lay.epsg else None)
+        if crs is None or lay.transform is None or lay.pixel_is_point:
+            return None
+        base = lay.levels[0]
+        dtype = str(base.dtype.newbyteorder("="))
+        dtype = {"<i1": "int8", "|i1": "int8"}.get(dtype, np.dtype(dtype).name)
+        nodata = lay.nodata
+        quantised = dtype == "int8" or (AEF_TAG in lay.tags and np.issubdtype(np.dtype(dtype), np.integer))
+        if quantised and nodata is None:
+            nodata = NODATA
+        return TileMeta(
+            crs=crs,
+            transform=lay.transform,
+            width=base.width,
+            height=base.height,
+            count=base.bands,
+            dtype=dtype,
+            nodata=nodata,
+            quantised=quantised,
+            descriptions=list(lay.descriptions),
+            overviews=[int(round(base.width / lv.width)) for lv in lay.levels[1:]],
+            tags=dict(lay.tags),
+        )
+
+    def _meta_from_gdal(self) -> TileMeta:
+        ds = self.dataset(0)
+        if ds.crs is None:
+            raise EmbeddingsError(f"The raster {self.label} has no coordinate reference system.")
+        dtype = str(ds.dtypes[0])
+        nodata = ds.nodata
+        tags = dict(ds.tags())
+        quantised = dtype == "int8" or (AEF_TAG in tags and np.issubdtype(np.dtype(dtype), np.integer))
+        if quantised and nodata is None:
+            nodata = NODATA
+        return TileMeta(
+            crs=self._crs or ds.crs.to_string(),
+            transform=ds.transform,
+            width=ds.width,
+            height=ds.height,
+            count=ds.count,
+            dtype=dtype,
+            nodata=nodata,
+            quantised=quantised,
+            descriptions=[d or "" for d in ds.descriptions],
+            overviews=list(ds.overviews(1)) if ds.count else [],
+            tags=tags,
+        )
 
     @property
     def crs(self) -> str:
@@ -142,26 +223,74 @@ class Tile:
                 best = (i + 1, f)
         return best
 
+    def block_shape(self, level: int) -> tuple[int, int] | None:
+        """(rows, columns) of the level's internal blocks when the block reader reads it."""
+        layout = self.layout()
+        if layout is None:
+            return None
+        lv = layout.levels[level]
+        return lv.block_height, lv.block_width
+
+    def direct(self, out_dtype: np.dtype[Any]) -> bool:
+        """True when ``read_into`` can write into an array of ``out_dtype`` without conversion
+        rules of its own (codes into codes, floats into floats)."""
+        if self.blocks() is None:
+            return False
+        dt = np.dtype(self.meta.dtype)
+        if self.meta.quantised:
+            return dt == np.int8 and out_dtype == np.int8
+        return dt.kind == "f" and np.dtype(out_dtype).kind == "f"
+
+    def read_into(self, level: int, rows: tuple[int, int], cols: tuple[int, int], out: Array) -> None:
+        """Like ``read``, into ``out`` (any view of shape (bands, r1 - r0, c1 - c0))."""
+        blocks = self.blocks()
+        if blocks is None:
+            out[...] = self.read(level, rows, cols)
+        else:
+            blocks.read_into(level, rows, cols, out)
+
     def read(self, level: int, rows: tuple[int, int], cols: tuple[int, int]) -> Array:
         """All bands of rows [r0, r1) x cols [c0, c1) at an overview level, as stored."""
-        ds = self.dataset(level)
-        try:
-            data = ds.read(window=((rows[0], rows[1]), (cols[0], cols[1])))
-        except Exception as exc:
-            raise EmbeddingsError(
-                f"The tile {self.label} could not be read ({gdal_message(exc)}); it may be truncated "
-                "or the server may have failed. Try again, or remove the tile from the collection."
-            ) from None
+        blocks = self.blocks()
+        if blocks is not None:
+            lv = blocks.layout.levels[level]
+            data = np.empty((lv.bands, rows[1] - rows[0], cols[1] - cols[0]), dtype=lv.dtype.newbyteorder("="))
+            blocks.read_into(level, rows, cols, data)
+        else:
+            import rasterio
+
+            from .remote import gdal_http_options
+
+            with self._lock, rasterio.Env(**gdal_http_options()):
+                ds = self.dataset(level)
+                try:
+                    data = ds.read(window=((rows[0], rows[1]), (cols[0], cols[1])))
+                except Exception as exc:
+                    raise EmbeddingsError(
+                        f"The tile {self.label} could not be read ({gdal_message(exc)}); it may be truncated "
+                        "or the server may have failed. Try again, or remove the tile from the collection."
+                    ) from None
         if data.dtype != np.int8 and self.meta.quantised:
             data = data.astype(np.int16).clip(-128, 127).astype(np.int8)
         return np.asarray(data)
 
     def level_transform(self, level: int) -> Affine:
-        return self.dataset(level).transform if level else self.meta.transform
+        if level == 0:
+            return self.meta.transform
+        layout = self.layout()
+        m = self.meta
+        if layout is not None and self._own_meta:
+            lv = layout.levels[level]
+            return m.transform * Affine.scale(m.width / lv.width, m.height / lv.height)
+        return self.dataset(level).transform
 
     def level_shape(self, level: int) -> tuple[int, int]:
         if level == 0:
             return self.meta.height, self.meta.width
+        layout = self.layout()
+        if layout is not None:
+            lv = layout.levels[level]
+            return lv.height, lv.width
         ds = self.dataset(level)
         return int(ds.height), int(ds.width)
 

@@ -19,6 +19,7 @@ class Stats:
         self.bytes_sent = 0
         self.paths: list[str] = []
         self.ranges: list[str] = []
+        self.fetches: list[tuple[str, str]] = []  # (path, range) of every range request
         self.user_agents: set[str] = set()
         self.status_counts: dict[int, int] = {}
 
@@ -28,6 +29,7 @@ class Stats:
             self.bytes_sent = 0
             self.paths.clear()
             self.ranges.clear()
+            self.fetches.clear()
             self.status_counts.clear()
 
 
@@ -113,6 +115,7 @@ class RangeServer:
                 with st.lock:
                     if rng:
                         st.ranges.append(rng)
+                        st.fetches.append((self.path, rng))
                 if rng and rng.startswith("bytes="):
                     parts = []
                     for spec in rng[6:].split(","):

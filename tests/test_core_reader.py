@@ -255,15 +255,18 @@ def test_point_reads_anywhere(sample_index, truth):
     assert np.argmax(protos @ here[0]) == cls
 
 
-def test_reader_gives_gdal_a_block_cache_in_megabytes(wisconsin_raster):
-    # rasterio passes an integer GDAL_CACHEMAX to GDAL as bytes; 256 meant a 256-byte cache.
+def test_reader_leaves_gdals_process_wide_block_cache_as_it_was(wisconsin_raster):
+    # GDAL's cache is shared with QGIS's rendering: the reader holds its own decoded blocks.
     from osgeo import gdal
 
-    from earth_embeddings.core.reader import GDAL_CACHE_MB
-
+    before = gdal.GetCacheMax()
     src = RasterSource(wisconsin_raster)
-    with src.reader(src.native_grid()):
-        assert gdal.GetCacheMax() == GDAL_CACHE_MB * 1024 * 1024
+    with src.reader(src.native_grid()) as reader:
+        assert gdal.GetCacheMax() == before
+        for _, (block,) in stream([reader], windows_for(reader.grid, [reader]), Progress()):
+            assert block.valid.any()
+        assert gdal.GetCacheMax() == before
+    assert gdal.GetCacheMax() == before
 
 
 def test_tiles_are_closed_after_the_last_block_that_needs_them(sample_index, truth):
@@ -275,10 +278,10 @@ def test_tiles_are_closed_after_the_last_block_that_needs_them(sample_index, tru
         assert len(tiles) >= 4
         open_counts, blocks = [], []
         for _, (block,) in stream([reader], windows_for(g, [reader], 256), Progress()):
-            open_counts.append(sum(1 for t in tiles if t._levels))
+            open_counts.append(sum(1 for t in tiles if t.is_open()))
             blocks.append(block)
         assert max(open_counts) < len(tiles)  # never all open at once
         assert open_counts[-1] == 0  # the last block closed what was left
         again = reader.read(blocks[0].window)
         assert np.array_equal(again.data, blocks[0].data) and np.array_equal(again.valid, blocks[0].valid)
-    assert all(not t._levels for t in tiles)
+    assert all(not t.is_open() for t in tiles)
