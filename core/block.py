@@ -41,6 +41,18 @@ class Block:
             return np.take(LUT, data.view(np.uint8))
         return data.astype(np.float32)
 
+    def chunk_directions(self, flat_slice: slice) -> Array:
+        """float32 (bands, n) proportional to ``chunk_values`` pixel by pixel, for kernels that
+        need only directions (cosines): codes q give q * |q| (the value times 127.5 squared,
+        exact in float32, and cheaper than the table lookup), no-data codes give -16384
+        (masked by ``valid``); float data is returned as it is."""
+        data = self.data.reshape(self.data.shape[0], -1)[:, flat_slice]
+        if not self.quantised:
+            return data.astype(np.float32)
+        v = data.astype(np.float32)
+        v *= np.abs(v)
+        return v
+
     def unit_vectors(self) -> Array:
         """float32 (n_valid, bands): the valid pixels' vectors renormalised to unit length."""
         if self.quantised:

@@ -111,16 +111,15 @@ def change_of_blocks(a: Block, b: Block) -> Array:
         ok = both[sl]
         if not ok.any():
             continue
-        va = a.chunk_values(sl)
-        vb = b.chunk_values(sl)
-        na = np.sqrt(np.einsum("bn,bn->n", va, va))
-        nb = np.sqrt(np.einsum("bn,bn->n", vb, vb))
-        ok = ok & (na > 0) & (nb > 0)
+        va = a.chunk_directions(sl)
+        vb = b.chunk_directions(sl)
+        # 1 - a.b / (|a| |b|) in one pass over each chunk: the three sums, then per pixel.
+        dot = np.einsum("bn,bn->n", va, vb)
+        aa = np.einsum("bn,bn->n", va, va)
+        bb = np.einsum("bn,bn->n", vb, vb)
+        ok = ok & (aa > 0) & (bb > 0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            va /= na
-            vb /= nb
-        va -= vb
-        change = 0.5 * np.einsum("bn,bn->n", va, va)
+            change = 1.0 - dot / np.sqrt(aa * bb)
         np.clip(change, 0.0, 2.0, out=change)
         out[sl] = np.where(ok, change, np.float32(np.nan))
     return out.reshape(h, w)

@@ -283,7 +283,7 @@ class Scorer:
             sl = slice(start, min(n, start + CHUNK_PIXELS))
             if not valid[sl].any():
                 continue
-            v = block.chunk_values(sl)
+            v = block.chunk_directions(sl)  # scores are cosines: any positive scale per pixel
             norm = np.sqrt(np.einsum("bn,bn->n", v, v))
             # A zero vector keeps a zero score, as unit_vectors leaves it zero.
             norm[norm == 0] = 1.0
