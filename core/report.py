@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .change import DEFAULT_THRESHOLD
+from .grid import Grid
 from .output import atomic_path
 from .stats import StreamingHistogram
 
@@ -51,6 +52,19 @@ def area_rows(areas: Sequence, crs: str, limit: int = MAX_AREAS) -> list[dict]:
     return [
         {"area_m2": a.area_m2, "mean": a.mean, "max": a.max, "lon": float(x), "lat": float(y)}
         for a, x, y in zip(chosen, np.atleast_1d(lon), np.atleast_1d(lat))
+    ]
+
+
+def grid_facts(grid: Grid) -> list[tuple[str, str]]:
+    """The report's lines about the map's grid: size, resolution, CRS, area."""
+    from .grid import crs_name
+
+    return [
+        (
+            "Grid",
+            f"{grid.width:,} x {grid.height:,} pixels at {grid.resolution:g} m in {crs_name(grid.crs)} "
+            f"({grid.pixels * grid.resolution**2 / 1e4:,.1f} ha)",
+        )
     ]
 
 

@@ -20,6 +20,8 @@ if hasattr(Qgis, "ProcessingNumberParameterType"):  # QGIS >= 3.36
     SOURCE_POINT = Qgis.ProcessingSourceType.VectorPoint
     SOURCE_POLYGON = Qgis.ProcessingSourceType.VectorPolygon
     SOURCE_ANY_GEOMETRY = Qgis.ProcessingSourceType.VectorAnyGeometry
+    SOURCE_TABLE = Qgis.ProcessingSourceType.Vector
+    SOURCE_RASTER = Qgis.ProcessingSourceType.Raster
     SKIP_GEOMETRY_CHECKS = Qgis.ProcessingFeatureSourceFlag.SkipGeometryValidityChecks
 else:
     NUMBER_INTEGER = QgsProcessingParameterNumber.Type.Integer
@@ -28,16 +30,20 @@ else:
     SOURCE_POINT = QgsProcessing.SourceType.TypeVectorPoint
     SOURCE_POLYGON = QgsProcessing.SourceType.TypeVectorPolygon
     SOURCE_ANY_GEOMETRY = QgsProcessing.SourceType.TypeVectorAnyGeometry
+    SOURCE_TABLE = QgsProcessing.SourceType.TypeVector
+    SOURCE_RASTER = QgsProcessing.SourceType.TypeRaster
     SKIP_GEOMETRY_CHECKS = QgsProcessingFeatureSource.Flag.FlagSkipGeometryValidityChecks
 
 if hasattr(Qgis, "WkbType"):  # QGIS >= 3.30
     WKB_POINT = Qgis.WkbType.Point
     WKB_POLYGON = Qgis.WkbType.Polygon
+    WKB_NO_GEOMETRY = Qgis.WkbType.NoGeometry
     GEOMETRY_POINT = Qgis.GeometryType.Point
     GEOMETRY_POLYGON = Qgis.GeometryType.Polygon
 else:
     WKB_POINT = QgsWkbTypes.Type.Point
     WKB_POLYGON = QgsWkbTypes.Type.Polygon
+    WKB_NO_GEOMETRY = QgsWkbTypes.Type.NoGeometry
     GEOMETRY_POINT = QgsWkbTypes.GeometryType.PointGeometry
     GEOMETRY_POLYGON = QgsWkbTypes.GeometryType.PolygonGeometry
 

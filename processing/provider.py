@@ -19,6 +19,7 @@ ALGORITHMS = (
     ("alg_zonal", "ZonalStatsAlgorithm", ("rasterio", "pyproj")),
     ("alg_similarity", "SimilarityAlgorithm", ("rasterio", "pyproj")),
     ("alg_change", "ChangeMapAlgorithm", ("rasterio", "pyproj")),
+    ("alg_trajectory", "TrajectoryAlgorithm", ("rasterio", "pyproj")),
 )
 
 

@@ -161,3 +161,58 @@ class PseudocolorStyle(QmlStyle):
             return
         apply_qml(layer, self.qml)
         stretch_pseudocolor(layer, self.minimum, self.maximum)
+
+
+class ChangeBandStyle(QmlStyle):
+    """The change map's ramp (change.qml) on one band of a multi-band change raster."""
+
+    def __init__(self, band: int):
+        super().__init__("change.qml")
+        self.band = int(band)
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
+        if not isinstance(layer, QgsRasterLayer):
+            return
+        apply_qml(layer, self.qml)
+        renderer = layer.renderer()
+        if renderer is not None and hasattr(renderer, "setBand"):
+            renderer.setBand(self.band)
+        layer.triggerRepaint()
+
+
+# Early years dark (violet), late years light (yellow): viridis, readable in grey too.
+YEAR_RAMP = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")
+NOT_CHANGED_COLOUR = "#d9d9d9"
+
+
+def year_colours(years) -> list:
+    """(year, QColor) for each year, evenly along YEAR_RAMP."""
+    from qgis.core import QgsGradientColorRamp, QgsGradientStop
+    from qgis.PyQt.QtGui import QColor
+
+    inner = [QgsGradientStop(i / (len(YEAR_RAMP) - 1), QColor(c)) for i, c in enumerate(YEAR_RAMP[1:-1], start=1)]
+    ramp = QgsGradientColorRamp(QColor(YEAR_RAMP[0]), QColor(YEAR_RAMP[-1]), False, inner)
+    years = list(years)
+    return [(y, ramp.color(i / max(1, len(years) - 1))) for i, y in enumerate(years)]
+
+
+class YearStyle(QgsProcessingLayerPostProcessorInterface):
+    """An int16 year raster as one colour per year with a legend entry each; 0 grey."""
+
+    def __init__(self, years, zero_label: str, year_label: str = "{year}"):
+        super().__init__()
+        self.years = [int(y) for y in years]
+        self.zero_label = zero_label
+        self.year_label = year_label
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
+        from qgis.core import QgsPalettedRasterRenderer
+        from qgis.PyQt.QtGui import QColor
+
+        if not isinstance(layer, QgsRasterLayer) or layer.dataProvider() is None:
+            return
+        classes = [QgsPalettedRasterRenderer.Class(0, QColor(NOT_CHANGED_COLOUR), self.zero_label)]
+        for year, colour in year_colours(self.years):
+            classes.append(QgsPalettedRasterRenderer.Class(year, colour, self.year_label.format(year=year)))
+        layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), 1, classes))
+        layer.triggerRepaint()

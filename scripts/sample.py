@@ -117,7 +117,9 @@ class SampleTruth:
     def class_at(self, lon, lat, year) -> np.ndarray:
         """The planted class in ``year``: a change applies from its "year" on (without one,
         from the second year on)."""
-        cls = self.base_class_at(lon, lat)
+        return self._planted(lon, lat, self.base_class_at(lon, lat), year)
+
+    def _planted(self, lon, lat, cls, year) -> np.ndarray:
         first = min(self.years)
         x, y = self.local_xy(lon, lat)
         for c in self.changes:
@@ -128,9 +130,10 @@ class SampleTruth:
 
     def disturbed_at(self, lon, lat, year) -> np.ndarray:
         """True where a one-year disturbance turns the pixel's vector around in ``year``."""
-        return self._in_discs(lon, lat, [d for d in self.disturbances if int(d["year"]) == int(year)])
+        return self.in_discs(lon, lat, [d for d in self.disturbances if int(d["year"]) == int(year)])
 
-    def _in_discs(self, lon, lat, discs) -> np.ndarray:
+    def in_discs(self, lon, lat, discs) -> np.ndarray:
+        """True inside any of the discs ({"x", "y", "r"} in local metres)."""
         x, y = self.local_xy(lon, lat)
         out = np.zeros(np.shape(x), dtype=bool)
         for d in discs:
@@ -144,7 +147,8 @@ class SampleTruth:
         years have data. The baseline is the first year, or the first year with data where
         the first has none (as embeddings:trajectory does)."""
         years = sorted(int(y) for y in self.years)
-        cls = np.stack([self.class_at(lon, lat, y) for y in years])
+        base = self.base_class_at(lon, lat)
+        cls = np.stack([self._planted(lon, lat, base, y) for y in years])
         dist = np.stack([self.disturbed_at(lon, lat, y) for y in years])
         data = ~np.stack([self.hole_at(lon, lat, y) for y in years])
         base = np.argmax(data, axis=0)
@@ -161,7 +165,7 @@ class SampleTruth:
         return out
 
     def hole_at(self, lon, lat, year) -> np.ndarray:
-        return self._in_discs(lon, lat, [h for h in self.holes if int(h["year"]) == int(year)])
+        return self.in_discs(lon, lat, [h for h in self.holes if int(h["year"]) == int(year)])
 
     # Codes -------------------------------------------------------------------------
     def _noise_table(self, year: int, zone: str) -> np.ndarray:
