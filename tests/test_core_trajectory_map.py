@@ -53,9 +53,7 @@ def run(series_dir, series_truth, tmp_path_factory):
         "output_anomaly": out / "anomaly.tif",
         "report": out / "report.html",
     }
-    summary = trajectory(
-        source=str(series_dir / "aef_index.csv"), extent=(w, s, e, n), extent_crs="EPSG:4326", **paths
-    )
+    summary = trajectory(source=str(series_dir / "aef_index.csv"), extent=(w, s, e, n), extent_crs="EPSG:4326", **paths)
     return summary, paths
 
 
@@ -222,9 +220,7 @@ def test_inputs_mode_equals_the_collection(series_dir, series_truth, tmp_path):
                 ds.update_tags(EMBEDDINGS_YEAR="")  # the year then comes from the name
         rasters.append(out)
     a = trajectory(tmp_path / "a.tif", tmp_path / "ay.tif", inputs=rasters[::-1])
-    b = trajectory(
-        tmp_path / "b.tif", tmp_path / "by.tif", index, "2017,2020-2022", extent=box, extent_crs="EPSG:4326"
-    )
+    b = trajectory(tmp_path / "b.tif", tmp_path / "by.tif", index, "2017,2020-2022", extent=box, extent_crs="EPSG:4326")
     assert a.years == b.years == (2017, 2020, 2021, 2022)
     assert np.array_equal(read(tmp_path / "ay.tif"), read(tmp_path / "by.tif"))
     assert np.allclose(read(tmp_path / "a.tif"), read(tmp_path / "b.tif"), atol=1e-6)
