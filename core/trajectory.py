@@ -82,12 +82,12 @@ class TrajectoryBlock:
     baseline_years: tuple[int, ...]
     change_years: tuple[int, ...]
     threshold: float
-    change: np.ndarray  # float32 (len(change_years), h, w)
-    year_of_change: np.ndarray  # int16 (h, w): a year, 0 (not persistently changed), -1
-    magnitude: np.ndarray  # float32 (h, w)
-    step_year: np.ndarray  # int16 (h, w): a year, 0 (largest step below threshold), -1
-    anomaly: np.ndarray  # float32 (len(years), h, w)
-    years_with_data: np.ndarray  # uint8 (h, w)
+    change: Array  # float32 (len(change_years), h, w)
+    year_of_change: Array  # int16 (h, w): a year, 0 (not persistently changed), -1
+    magnitude: Array  # float32 (h, w)
+    step_year: Array  # int16 (h, w): a year, 0 (largest step below threshold), -1
+    anomaly: Array  # float32 (len(years), h, w)
+    years_with_data: Array  # uint8 (h, w)
 
 
 def _chunk_pixels(n_years: int, bands: int) -> int:
@@ -110,7 +110,7 @@ def _check_years(years: Sequence[int], baseline_years: Sequence[int]) -> tuple[l
 
 
 def trajectory_of_block(
-    data: np.ndarray | Sequence[np.ndarray],
+    data: Array | Sequence[Array],
     years: Sequence[int],
     baseline_years: Sequence[int],
     threshold: float = DEFAULT_THRESHOLD,
@@ -203,7 +203,7 @@ def trajectory_of_block(
     )
 
 
-def _cosines(g: np.ndarray, valid: np.ndarray, finite: bool) -> np.ndarray:
+def _cosines(g: Array, valid: Array, finite: bool) -> Array:
     """(Y, Y, m) cosines of the renormalised year vectors from the Gram matrix's upper triangle;
     0 wherever either year has no data, 1 on the diagonal where the year has data.
 
@@ -216,7 +216,7 @@ def _cosines(g: np.ndarray, valid: np.ndarray, finite: bool) -> np.ndarray:
     for i in range(n_years - 1):
         g[i + 1 :, i] = g[i, i + 1 :]
     with np.errstate(invalid="ignore"):
-        cos = g * inv[:, None]
+        cos: Array = g * inv[:, None]
         cos *= inv[None, :]
     if not finite:
         cos[~(valid[:, None] & valid[None, :])] = 0.0  # NaN of float input without data
@@ -225,7 +225,20 @@ def _cosines(g: np.ndarray, valid: np.ndarray, finite: bool) -> np.ndarray:
     return cos
 
 
-def _derive(cos, valid, base_idx, cmp_idx, year_arr, thr, sl, change, anomaly, magnitude, step_year, year_of_change):
+def _derive(
+    cos: Array,
+    valid: Array,
+    base_idx: list[int],
+    cmp_idx: list[int],
+    year_arr: Array,
+    thr: np.float32,
+    sl: slice,
+    change: Array,
+    anomaly: Array,
+    magnitude: Array,
+    step_year: Array,
+    year_of_change: Array,
+) -> None:
     """Fill the outputs' run ``sl`` from the cosines of its pixels."""
     n_years, _, m = cos.shape
     count = valid.sum(axis=0)
@@ -318,14 +331,14 @@ class TrajectoryTotals:
     change_years: tuple[int, ...]
     pixel_area_m2: float
     threshold: float = DEFAULT_THRESHOLD
-    persistent_pixels: np.ndarray = field(init=False)
-    temporary_pixels: np.ndarray = field(init=False)
-    year_valid_pixels: np.ndarray = field(init=False)
+    persistent_pixels: Array = field(init=False)
+    temporary_pixels: Array = field(init=False)
+    year_valid_pixels: Array = field(init=False)
     valid_pixels: int = 0  # pixels with a year of change (not -1)
     changed_pixels: int = 0  # pixels persistently changed (year of change > 0)
     histogram: StreamingHistogram = field(default_factory=StreamingHistogram)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.change_years = tuple(int(y) for y in self.change_years)
         k = len(self.change_years)
         self.persistent_pixels = np.zeros(k, dtype=np.int64)
@@ -352,7 +365,7 @@ class TrajectoryTotals:
         last = block.change[-1]
         self.histogram.add(last[np.isfinite(last)])
 
-    def _ha(self, pixels) -> float:
+    def _ha(self, pixels: float) -> float:
         return float(pixels) * self.pixel_area_m2 / 1e4
 
     @property
@@ -363,7 +376,7 @@ class TrajectoryTotals:
     def valid_ha(self) -> float:
         return self._ha(self.valid_pixels)
 
-    def rows(self) -> list[dict]:
+    def rows(self) -> list[dict[str, float]]:
         """One row per year after the baseline: year, persistent_ha, temporary_ha, valid_ha."""
         return [
             {

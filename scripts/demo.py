@@ -193,9 +193,9 @@ def ramp_stops(layer):
     return [(item.value, item.color) for item in renderer.shader().rasterShaderFunction().colorRampItemList()]
 
 
-def render(path: Path, layers, extent_layer, title: str, legend=None, width: int = 900) -> None:
+def render(path: Path, layers, extent_layer, title: str, legend=None, width: int = 900, swatches=None) -> None:
     """Render ``layers`` (top first) over ``extent_layer``'s extent to a PNG with a title and a
-    colour bar (legend = (label, stops))."""
+    colour bar (legend = (label, stops)) or a row of classes (swatches = [(label, QColor)])."""
     from qgis.core import QgsMapRendererParallelJob, QgsMapSettings
     from qgis.PyQt.QtCore import QPointF, QRectF, QSize, Qt
     from qgis.PyQt.QtGui import QColor, QFont, QImage, QLinearGradient, QPainter, QPen
@@ -212,7 +212,7 @@ def render(path: Path, layers, extent_layer, title: str, legend=None, width: int
     job = QgsMapRendererParallelJob(settings)
     job.start()
     job.waitForFinished()
-    title_px, footer_px = 34, (52 if legend and legend[1] else 0)
+    title_px, footer_px = 34, (52 if (legend and legend[1]) or swatches else 0)
     image = QImage(width, height + title_px + footer_px, QImage.Format_ARGB32)
     image.fill(QColor("#ffffff"))
     painter = QPainter(image)
@@ -226,7 +226,18 @@ def render(path: Path, layers, extent_layer, title: str, legend=None, width: int
     painter.setFont(font)
     painter.setPen(QPen(QColor("#000000")))
     painter.drawText(QRectF(10, 0, width - 20, title_px), Qt.AlignVCenter | Qt.AlignLeft, title)
-    if footer_px:
+    if swatches:
+        font.setPixelSize(13)
+        font.setBold(False)
+        painter.setFont(font)
+        x, top = 10.0, title_px + height + 14
+        for label, color in swatches:
+            painter.fillRect(QRectF(x, top + 4, 16, 14), color)
+            painter.drawRect(QRectF(x, top + 4, 16, 14))
+            text_w = painter.fontMetrics().horizontalAdvance(label) + 18
+            painter.drawText(QRectF(x + 21, top, text_w, 22), Qt.AlignVCenter | Qt.AlignLeft, label)
+            x += 21 + text_w
+    elif footer_px:
         label, stops = legend
         lo, hi = stops[0][0], stops[-1][0]
         top = title_px + height + 6
@@ -380,6 +391,33 @@ def demo(args) -> int:
             {"SOURCE": source, "YEAR": year, "ZONES": zones, "PCA_COMPONENTS": 3, "OUTPUT": out / "zone_stats.gpkg"},
             f"zonal statistics {year}",
         )
+        if sample:
+            from earth_embeddings.scripts.sample import make_series_collection
+
+            series = out / "series"
+            shutil.rmtree(series, ignore_errors=True)
+            print(f"demo: building the time-series sample in {series}")
+            series_truth = make_series_collection(series)
+            sw, ss, se, sn = series_truth.notes["bbox_wgs84"]
+            series_source, series_extent = str(series / "aef_index.csv"), f"{sw},{se},{ss},{sn} [EPSG:4326]"
+            span = f"{min(series_truth.years)}-{max(series_truth.years)}"
+        else:
+            series_source, series_extent, span = source, extent, f"{year_a}-{year_b}"
+        trajectory = runner.run(
+            "embeddings:trajectory",
+            {
+                "SOURCE": series_source,
+                "EXTENT": series_extent,
+                "YEARS": span,
+                "THRESHOLD": 0.25,
+                "OUTPUT": out / "change_by_year.tif",
+                "OUTPUT_YEAR": out / "year_of_change.tif",
+                "OUTPUT_ANOMALY": out / "anomaly.tif",
+                "OUTPUT_TABLE": out / "per_year.gpkg",
+                "OUTPUT_REPORT": out / "trajectory_report.html",
+            },
+            f"change over years {span}",
+        )
         wisconsin_exemplar = wisconsin_centre(out / "wisconsin_exemplar.geojson")
         wisconsin = runner.run(
             "embeddings:similarity",
@@ -400,12 +438,11 @@ def demo(args) -> int:
         GraduatedStyle,
         PseudocolorStyle,
         QmlStyle,
-        change_areas_style,
-        change_style,
+        YearStyle,
     )
 
-    change_layer = raster(change["OUTPUT"], "change", change_style())
-    areas_layer = vector(change["OUTPUT_POLYGONS"], "change areas", change_areas_style())
+    change_layer = raster(change["OUTPUT"], "change", QmlStyle("change.qml"))
+    areas_layer = vector(change["OUTPUT_POLYGONS"], "change areas", QmlStyle("change_areas.qml"))
     render(
         out / "change.png",
         [areas_layer, change_layer],
@@ -425,6 +462,19 @@ def demo(args) -> int:
         sim_layer,
         f"Similarity to the exemplars ({year}): stars = exemplars, numbered = top 5",
         ("cosine similarity", ramp_stops(sim_layer)),
+    )
+    import rasterio
+
+    with rasterio.open(trajectory["OUTPUT_YEAR"]) as ds:
+        change_years = [int(y) for y in ds.tags()["EMBEDDINGS_YEARS"].split(",")][1:]
+    year_style = YearStyle(change_years, "not persistently changed", "since {year}")
+    year_layer = raster(trajectory["OUTPUT_YEAR"], "year of change", year_style)
+    render(
+        out / "year_of_change.png",
+        [year_layer],
+        year_layer,
+        f"Year of change {span}: since when each pixel has stayed changed (1 − cosine ≥ 0.25 to the first year)",
+        swatches=[(c.label, c.color) for c in year_layer.renderer().classes()],
     )
     rgb = raster(load["OUTPUT"], "embeddings", EmbeddingsRgbStyle())
     zones_layer = vector(zonal["OUTPUT"], "zones", GraduatedStyle("pc1"))
@@ -453,6 +503,7 @@ def demo(args) -> int:
     lines = summary_lines(
         source_label, extent, year_a, year_b, year, load, change, hotspots, similarity, zonal, wisconsin
     )
+    lines += trajectory_lines(trajectory, span)
     total = time.perf_counter() - t0
     lines += ["", "Timings (qgis_process, each including QGIS start-up):"]
     lines += [f"  {label:<42} {seconds:6.1f} s" for label, seconds in runner.timings]
@@ -475,6 +526,18 @@ def wisconsin_centre(path: Path) -> str:
         lon, lat = transformer(ds.crs.to_string(), "EPSG:4326").transform(x, y)
     point = {"type": "Point", "coordinates": [lon, lat]}
     return write_geojson(path, [{"type": "Feature", "properties": {"name": "centre pixel"}, "geometry": point}])
+
+
+def trajectory_lines(trajectory, span: str) -> list:
+    lines = [
+        "",
+        f"Change over years {span}: {trajectory['VALID_PIXELS']:,} pixels with two or more years; "
+        f"{trajectory['CHANGED_HA']:,.1f} ha persistently changed (per_year.gpkg, trajectory_report.html):",
+        "  year  became persistently changed (ha)  disturbed only temporarily (ha)",
+    ]
+    for r in sorted(vector(trajectory["OUTPUT_TABLE"], "per year").getFeatures(), key=lambda f: f["year"]):
+        lines.append(f"  {r['year']}  {r['persistent_ha']:>32,.2f}  {r['temporary_ha']:>31,.2f}")
+    return lines
 
 
 def summary_lines(source_label, extent, year_a, year_b, year, load, change, hotspots, similarity, zonal, wisconsin):
@@ -527,7 +590,7 @@ def summary_lines(source_label, extent, year_a, year_b, year, load, change, hots
         lines.append(f"  {r['rank']:>4}  {r['score']:.4f}  {lon:.5f}  {lat:.5f}")
     lines += [
         "",
-        "Maps: change.png, similarity.png, zones.png, wisconsin_similarity.png",
+        "Maps: change.png, year_of_change.png, similarity.png, zones.png, wisconsin_similarity.png",
     ]
     return lines
 
