@@ -473,7 +473,7 @@ def demo(args) -> int:
         out / "year_of_change.png",
         [year_layer],
         year_layer,
-        f"Year of change {span}: since when each pixel has stayed changed (1 − cosine ≥ 0.25 to the first year)",
+        f"Year of change {span}: since when each pixel has stayed changed (1 − cos ≥ 0.25)",
         swatches=[(c.label, c.color) for c in year_layer.renderer().classes()],
     )
     rgb = raster(load["OUTPUT"], "embeddings", EmbeddingsRgbStyle())
