@@ -50,6 +50,7 @@ class ChangeRequest:
     threshold: float = DEFAULT_THRESHOLD
     min_area_m2: float | None = DEFAULT_MIN_AREA_M2
     block_size: int = DEFAULT_BLOCK
+    report: str | None = None  # an HTML change report to write (core.report)
 
 
 @dataclass
@@ -67,6 +68,8 @@ class ChangeSummary:
     threshold: float
     above_pixels: int
     areas: list[Area] = field(default_factory=list)  # largest first
+    histogram: StreamingHistogram = field(default_factory=StreamingHistogram)
+    report: str | None = None
 
     @property
     def pixel_area_m2(self) -> float:
@@ -176,6 +179,7 @@ def compute_change(
         p99=hist.percentile(99),
         threshold=float(threshold),
         above_pixels=above,
+        histogram=hist,
     )
 
 
@@ -185,6 +189,8 @@ def _check(request: ChangeRequest) -> None:
         raise EmbeddingsError("The change threshold must be between 0 and 2 (1 - cosine); 0.25 is a good start.")
     if not str(request.output).lower().endswith((".tif", ".tiff")):
         raise EmbeddingsError("The change map must be written as a GeoTIFF (.tif); choose another output file.")
+    if request.report and not str(request.report).lower().endswith((".html", ".htm")):
+        raise EmbeddingsError("The change report is an HTML file (.html); choose another report file.")
     if bool(request.input_a) != bool(request.input_b):
         given, missing = ("INPUT_A", "INPUT_B") if request.input_a else ("INPUT_B", "INPUT_A")
         raise EmbeddingsError(
@@ -210,7 +216,7 @@ def change_map(request: ChangeRequest, progress: Progress | None = None) -> Chan
     """
     progress = progress or Progress()
     _check(request)
-    change_end = 85.0 if request.min_area_m2 is not None else 100.0
+    change_end = 85.0 if request.min_area_m2 is not None or request.report else 100.0
     with ExitStack() as stack:
         if request.input_a and request.input_b:
             rasters = [stack.enter_context(RasterSource(p)) for p in (request.input_a, request.input_b)]
@@ -244,6 +250,31 @@ def change_map(request: ChangeRequest, progress: Progress | None = None) -> Chan
     summary.label_a, summary.label_b = labels
     if request.min_area_m2 is not None:
         summary.areas = areas_above(
-            request.output, request.threshold, float(request.min_area_m2), step.sub(change_end, 100)
+            request.output, request.threshold, float(request.min_area_m2), step.sub(change_end, 98)
         )
+    if request.report:
+        _write_report(request, summary, sources[0].label if not request.input_a else ", ".join(labels), step)
+    step.set_progress(100.0)
     return summary
+
+
+def _write_report(request: ChangeRequest, summary: ChangeSummary, source_label: str, progress: Progress) -> None:
+    """The HTML report of a two-year map; its areas are the polygons' (or, without them, the
+    areas above the threshold of the default minimum size)."""
+    # core.report draws on this module's constants: imported here, not at the top.
+    from .report import area_rows, grid_facts, write_change_report
+
+    areas = summary.areas
+    if request.min_area_m2 is None:
+        areas = areas_above(request.output, request.threshold, DEFAULT_MIN_AREA_M2, progress.sub(85, 98))
+    pair = f"{summary.label_a} and {summary.label_b}"
+    summary.report = write_change_report(
+        str(request.report),
+        summary.histogram,
+        summary.pixel_area_m2,
+        summary.threshold,
+        title=f"Change {summary.label_a} - {summary.label_b}",
+        facts=[("Source", source_label), ("Years", pair), *grid_facts(summary.grid)],
+        areas=area_rows(areas, summary.grid.crs),
+        compared=pair,
+    )

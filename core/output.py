@@ -158,6 +158,15 @@ def open_class_output(
 ) -> contextlib.AbstractContextManager[RasterWriter]:
     """A single-band integer GeoTIFF (class or cluster codes) written atomically."""
     return _open_output(path, grid, (band,), dtype, nodata, tags or {})
+def open_int16_output(
+    path: str,
+    grid: Grid,
+    band_names: Sequence[str] = ("value",),
+    nodata: int = -1,
+    tags: dict[str, str] | None = None,
+) -> contextlib.AbstractContextManager[RasterWriter]:
+    """An int16 GeoTIFF (years, classes) written atomically."""
+    return _open_output(path, grid, band_names, "int16", nodata, tags or {})
 
 
 def write_signed_view_vrt(tif_path: str | os.PathLike[str], vrt_path: str | os.PathLike[str] | None = None) -> str:

@@ -19,11 +19,16 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .arrays import Array
 from .change import DEFAULT_THRESHOLD
+from .geometry import Geometry
+from .grid import Grid
 from .output import atomic_path
+from .polygons import Area
 from .stats import StreamingHistogram
 
 LEVELS = (0.1, 0.2, 0.3, 0.5)
@@ -38,7 +43,7 @@ TEMPORARY_COLOUR = "#f4a582"
 # ----------------------------------------------------------------------------- numbers
 
 
-def area_rows(areas: Sequence, crs: str, limit: int = MAX_AREAS) -> list[dict]:
+def area_rows(areas: Sequence[Area], crs: str, limit: int = MAX_AREAS) -> list[dict[str, float]]:
     """The largest ``core.polygons.Area`` objects as report rows: area_m2, mean, max, lon, lat
     (WGS84 of the polygon's centroid; ``crs`` is the areas' CRS)."""
     from .grid import transformer
@@ -54,7 +59,20 @@ def area_rows(areas: Sequence, crs: str, limit: int = MAX_AREAS) -> list[dict]:
     ]
 
 
-def _centroid(geom: dict) -> tuple[float, float]:
+def grid_facts(grid: Grid) -> list[tuple[str, str]]:
+    """The report's lines about the map's grid: size, resolution, CRS, area."""
+    from .grid import crs_name
+
+    return [
+        (
+            "Grid",
+            f"{grid.width:,} x {grid.height:,} pixels at {grid.resolution:g} m in {crs_name(grid.crs)} "
+            f"({grid.pixels * grid.resolution**2 / 1e4:,.1f} ha)",
+        )
+    ]
+
+
+def _centroid(geom: Geometry) -> tuple[float, float]:
     """Area-weighted centroid of a GeoJSON Polygon/MultiPolygon (holes subtract)."""
     polys = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
     total = cx = cy = 0.0
@@ -94,7 +112,7 @@ def matplotlib_install_hint() -> str:
     return f"{python_command()} -m pip install --user matplotlib {pin}"
 
 
-def _matplotlib():
+def _matplotlib() -> tuple[Any, Any, str | None]:
     """(Figure, FigureCanvasAgg, None), or (None, None, the reason) when matplotlib is unusable."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -104,7 +122,7 @@ def _matplotlib():
     return Figure, FigureCanvasAgg, None
 
 
-def _png(fig, canvas_cls) -> bytes:
+def _png(fig: Any, canvas_cls: Any) -> bytes:
     canvas_cls(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
@@ -118,7 +136,7 @@ def _display_range(histogram: StreamingHistogram) -> float:
     return min(histogram.high, top)
 
 
-def _coarse(histogram: StreamingHistogram, x_max: float, target_bars: int) -> tuple[np.ndarray, float]:
+def _coarse(histogram: StreamingHistogram, x_max: float, target_bars: int) -> tuple[Array, float]:
     """Counts in about ``target_bars`` bins over [0, x_max], each a power-of-two number of fine bins."""
     fine = histogram.high / histogram.bins
     factor = 2 ** max(0, round(math.log2(max(x_max / target_bars / fine, 1.0))))
@@ -175,7 +193,7 @@ def histogram_png(
     return _png(fig, canvas_cls)
 
 
-def years_png(year_rows: Sequence[dict]) -> bytes | None:
+def years_png(year_rows: Sequence[dict[str, float]]) -> bytes | None:
     """PNG bar chart: hectares that became persistently changed and hectares disturbed only
     temporarily, per year; None without matplotlib or rows."""
     figure_cls, canvas_cls, _ = _matplotlib()
@@ -226,7 +244,7 @@ img { max-width: 100%; }
 """
 
 
-def _e(text) -> str:
+def _e(text: object) -> str:
     return html.escape(str(text))
 
 
@@ -234,7 +252,7 @@ def _ha(value: float) -> str:
     return f"{value:,.2f}"
 
 
-def _table(header: Sequence[str] | None, rows: Sequence[Sequence], numeric: Sequence[bool]) -> str:
+def _table(header: Sequence[str] | None, rows: Sequence[Sequence[str]], numeric: Sequence[bool]) -> str:
     head = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>" if header else ""
     body = []
     for row in rows:
@@ -256,8 +274,8 @@ def change_report_html(
     threshold: float = DEFAULT_THRESHOLD,
     title: str = "Change report",
     facts: Sequence[tuple[str, str]] = (),
-    areas: Sequence[dict] = (),
-    year_rows: Sequence[dict] | None = None,
+    areas: Sequence[dict[str, float]] = (),
+    year_rows: Sequence[dict[str, float]] | None = None,
     baseline: str = "",
     compared: str = "the two years",
 ) -> str:
@@ -286,7 +304,7 @@ def change_report_html(
     )
     if figure_cls is None:
         # A missing package needs no explanation; a broken one (e.g. built for another NumPy) does.
-        reason = "" if why.startswith(("ModuleNotFoundError", "ImportError")) else f" ({_e(why)})"
+        reason = "" if (why or "").startswith(("ModuleNotFoundError", "ImportError")) else f" ({_e(why)})"
         parts.append(
             '<p class="warn">The pictures of this report need matplotlib, which QGIS\'s Python cannot import'
             f"{reason}. Install it with <code>{_e(matplotlib_install_hint())}</code> and run the algorithm "
@@ -334,11 +352,11 @@ def change_report_html(
     parts.append("<h2>Largest change areas</h2>")
     if areas:
         chosen = sorted(areas, key=lambda a: -a["area_m2"])[:MAX_AREAS]
-        rows = []
+        area_table: list[tuple[str, ...]] = []
         for i, a in enumerate(chosen, start=1):
             lon, lat = float(a["lon"]), float(a["lat"])
             link = f"https://www.openstreetmap.org/?mlat={lat:.6f}&amp;mlon={lon:.6f}#map=16/{lat:.6f}/{lon:.6f}"
-            rows.append(
+            area_table.append(
                 (
                     str(i),
                     _ha(a["area_m2"] / 1e4),
@@ -355,7 +373,7 @@ def change_report_html(
             "centre.</p>"
             + _table(
                 ["#", "area (ha)", "mean change", "max change", "longitude", "latitude", ""],
-                rows,
+                area_table,
                 [True, True, True, True, True, True, False],
             )
         )
@@ -392,7 +410,7 @@ def _histogram_table(histogram: StreamingHistogram, pixel_area_m2: float, step: 
     )
 
 
-def _years_section(year_rows: Sequence[dict], threshold: float, baseline: str) -> str:
+def _years_section(year_rows: Sequence[dict[str, float]], threshold: float, baseline: str) -> str:
     against = f" ({_e(baseline)})" if baseline else ""
     out = [
         "<h2>Change per year</h2>",
@@ -428,14 +446,14 @@ def _years_section(year_rows: Sequence[dict], threshold: float, baseline: str) -
 
 
 def write_change_report(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     histogram: StreamingHistogram,
     pixel_area_m2: float,
     threshold: float = DEFAULT_THRESHOLD,
     title: str = "Change report",
     facts: Sequence[tuple[str, str]] = (),
-    areas: Sequence[dict] = (),
-    year_rows: Sequence[dict] | None = None,
+    areas: Sequence[dict[str, float]] = (),
+    year_rows: Sequence[dict[str, float]] | None = None,
     baseline: str = "",
     compared: str = "the two years",
 ) -> str:

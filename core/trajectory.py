@@ -34,16 +34,27 @@ float64 computation (and ``embeddings:change``) to about 1e-6.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .change import DEFAULT_THRESHOLD
+from .arrays import Array
+from .change import DEFAULT_MIN_AREA_M2, DEFAULT_THRESHOLD, NODATA_CHANGE
+from .collection import open_collection
 from .errors import EmbeddingsError
+from .grid import DEFAULT_BLOCK, Grid, GridSpec, crs_name, resolve_grid
+from .output import RasterWriter, open_float_output, open_int16_output
+from .pipeline import reading, stream, windows_for
+from .polygons import Area, areas_above
+from .progress import Progress
 from .quant import NODATA
+from .report import area_rows, grid_facts, write_change_report
+from .source import CollectionSource, EmbeddingSource, RasterSource
 from .stats import StreamingHistogram
 
 NODATA_YEAR = -1  # int16 no-data of the year-of-change and step-year rasters
@@ -71,12 +82,12 @@ class TrajectoryBlock:
     baseline_years: tuple[int, ...]
     change_years: tuple[int, ...]
     threshold: float
-    change: np.ndarray  # float32 (len(change_years), h, w)
-    year_of_change: np.ndarray  # int16 (h, w): a year, 0 (not persistently changed), -1
-    magnitude: np.ndarray  # float32 (h, w)
-    step_year: np.ndarray  # int16 (h, w): a year, 0 (largest step below threshold), -1
-    anomaly: np.ndarray  # float32 (len(years), h, w)
-    years_with_data: np.ndarray  # uint8 (h, w)
+    change: Array  # float32 (len(change_years), h, w)
+    year_of_change: Array  # int16 (h, w): a year, 0 (not persistently changed), -1
+    magnitude: Array  # float32 (h, w)
+    step_year: Array  # int16 (h, w): a year, 0 (largest step below threshold), -1
+    anomaly: Array  # float32 (len(years), h, w)
+    years_with_data: Array  # uint8 (h, w)
 
 
 def _chunk_pixels(n_years: int, bands: int) -> int:
@@ -99,7 +110,7 @@ def _check_years(years: Sequence[int], baseline_years: Sequence[int]) -> tuple[l
 
 
 def trajectory_of_block(
-    data: np.ndarray | Sequence[np.ndarray],
+    data: Array | Sequence[Array],
     years: Sequence[int],
     baseline_years: Sequence[int],
     threshold: float = DEFAULT_THRESHOLD,
@@ -192,7 +203,7 @@ def trajectory_of_block(
     )
 
 
-def _cosines(g: np.ndarray, valid: np.ndarray, finite: bool) -> np.ndarray:
+def _cosines(g: Array, valid: Array, finite: bool) -> Array:
     """(Y, Y, m) cosines of the renormalised year vectors from the Gram matrix's upper triangle;
     0 wherever either year has no data, 1 on the diagonal where the year has data.
 
@@ -205,7 +216,7 @@ def _cosines(g: np.ndarray, valid: np.ndarray, finite: bool) -> np.ndarray:
     for i in range(n_years - 1):
         g[i + 1 :, i] = g[i, i + 1 :]
     with np.errstate(invalid="ignore"):
-        cos = g * inv[:, None]
+        cos: Array = g * inv[:, None]
         cos *= inv[None, :]
     if not finite:
         cos[~(valid[:, None] & valid[None, :])] = 0.0  # NaN of float input without data
@@ -214,7 +225,20 @@ def _cosines(g: np.ndarray, valid: np.ndarray, finite: bool) -> np.ndarray:
     return cos
 
 
-def _derive(cos, valid, base_idx, cmp_idx, year_arr, thr, sl, change, anomaly, magnitude, step_year, year_of_change):
+def _derive(
+    cos: Array,
+    valid: Array,
+    base_idx: list[int],
+    cmp_idx: list[int],
+    year_arr: Array,
+    thr: np.float32,
+    sl: slice,
+    change: Array,
+    anomaly: Array,
+    magnitude: Array,
+    step_year: Array,
+    year_of_change: Array,
+) -> None:
     """Fill the outputs' run ``sl`` from the cosines of its pixels."""
     n_years, _, m = cos.shape
     count = valid.sum(axis=0)
@@ -307,14 +331,14 @@ class TrajectoryTotals:
     change_years: tuple[int, ...]
     pixel_area_m2: float
     threshold: float = DEFAULT_THRESHOLD
-    persistent_pixels: np.ndarray = field(init=False)
-    temporary_pixels: np.ndarray = field(init=False)
-    year_valid_pixels: np.ndarray = field(init=False)
+    persistent_pixels: Array = field(init=False)
+    temporary_pixels: Array = field(init=False)
+    year_valid_pixels: Array = field(init=False)
     valid_pixels: int = 0  # pixels with a year of change (not -1)
     changed_pixels: int = 0  # pixels persistently changed (year of change > 0)
     histogram: StreamingHistogram = field(default_factory=StreamingHistogram)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.change_years = tuple(int(y) for y in self.change_years)
         k = len(self.change_years)
         self.persistent_pixels = np.zeros(k, dtype=np.int64)
@@ -341,7 +365,7 @@ class TrajectoryTotals:
         last = block.change[-1]
         self.histogram.add(last[np.isfinite(last)])
 
-    def _ha(self, pixels) -> float:
+    def _ha(self, pixels: float) -> float:
         return float(pixels) * self.pixel_area_m2 / 1e4
 
     @property
@@ -352,7 +376,7 @@ class TrajectoryTotals:
     def valid_ha(self) -> float:
         return self._ha(self.valid_pixels)
 
-    def rows(self) -> list[dict]:
+    def rows(self) -> list[dict[str, float]]:
         """One row per year after the baseline: year, persistent_ha, temporary_ha, valid_ha."""
         return [
             {
@@ -407,13 +431,16 @@ def parse_years(text: str | None, name: str = "YEARS") -> list[int] | None:
 
 
 def choose_years(
-    available: Iterable[int], years_text: str | None = None, baseline_text: str | None = None
+    available: Iterable[int],
+    years_text: str | None = None,
+    baseline_text: str | None = None,
+    have_what: str = "the collection has these years",
 ) -> tuple[list[int], list[int]]:
     """(years to read, baseline years) from the YEARS and BASELINE_YEARS texts.
 
     Empty YEARS = every available year; empty BASELINE_YEARS = the first year. Baseline years
     given outside YEARS are read too. The baseline must come before the other years, and at
-    least one year must come after it.
+    least one year must come after it. ``have_what`` introduces the available years in messages.
     """
     have = sorted({int(y) for y in available})
     if not have:
@@ -424,14 +451,11 @@ def choose_years(
     for name, asked in (("YEARS", years), ("BASELINE_YEARS", baseline)):
         absent = [y for y in asked if y not in have]
         if absent:
-            raise EmbeddingsError(
-                f"{name} asks for {', '.join(str(y) for y in absent)}, but the collection has these years: {listed}."
-            )
+            raise EmbeddingsError(f"{name} asks for {', '.join(str(y) for y in absent)}, but {have_what}: {listed}.")
     years = sorted(set(years) | set(baseline))
     if len(years) < 2:
         raise EmbeddingsError(
-            f"Change over years needs at least two years, and only {years[0]} is chosen; "
-            f"the collection has these years: {listed}."
+            f"Change over years needs at least two years, and only {years[0]} is chosen; " f"{have_what}: {listed}."
         )
     early = [y for y in years if y < baseline[-1] and y not in baseline]
     if early:
@@ -500,3 +524,260 @@ def rasters_by_year(paths: Sequence[str]) -> dict[int, str]:
             "give embeddings of the same product for every year."
         )
     return dict(sorted(by_year.items()))
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+@dataclass(frozen=True)
+class TrajectoryRequest:
+    """Several years of a collection on the grid of ``grid``, or embedding rasters (``inputs``,
+    one per year: the maps then have the grid of the earliest chosen year's raster).
+
+    ``years`` and ``baseline_years`` are the user's texts ("2018-2024", "2017, 2019"; empty =
+    every year the collection has for the extent / the first year). ``output`` (change per
+    year) and ``output_year`` (year of change) are always written; the other outputs and the
+    HTML ``report`` only when given. ``min_area_m2`` sizes the report's change areas.
+    """
+
+    output: str
+    output_year: str
+    grid: GridSpec = GridSpec()
+    collection: str | None = None
+    years: str | None = None
+    baseline_years: str | None = None
+    inputs: tuple[str, ...] = ()
+    threshold: float = DEFAULT_THRESHOLD
+    output_magnitude: str | None = None
+    output_step_year: str | None = None
+    output_anomaly: str | None = None
+    report: str | None = None
+    min_area_m2: float = DEFAULT_MIN_AREA_M2
+    block_size: int = DEFAULT_BLOCK
+
+
+@dataclass
+class TrajectorySummary:
+    """What a change-over-years run wrote and counted."""
+
+    grid: Grid
+    source_label: str
+    years: tuple[int, ...]
+    baseline_years: tuple[int, ...]
+    totals: TrajectoryTotals
+    report: str | None = None
+    areas: list[Area] = field(default_factory=list)  # of the last year, largest first (report only)
+
+    @property
+    def change_years(self) -> tuple[int, ...]:
+        return self.totals.change_years
+
+    @property
+    def valid_pixels(self) -> int:
+        return self.totals.valid_pixels
+
+    @property
+    def changed_ha(self) -> float:
+        return self.totals.changed_ha
+
+    def describe(self) -> str:
+        """The closing log lines: years, baseline, valid pixels, hectares per year."""
+        return (
+            f"Change over years {_years_label(self.years)} against the baseline {_years_label(self.baseline_years)}: "
+            + self.totals.describe()
+        )
+
+
+def _years_label(years: Sequence[int]) -> str:
+    years = sorted(years)
+    if len(years) > 2 and years == list(range(years[0], years[-1] + 1)):
+        return f"{years[0]}-{years[-1]}"
+    return ", ".join(str(y) for y in years)
+
+
+def _check_request(request: TrajectoryRequest) -> None:
+    threshold = float(request.threshold)
+    if math.isnan(threshold) or not (0.0 <= threshold <= 2.0):
+        raise EmbeddingsError("The change threshold must be between 0 and 2 (1 - cosine); 0.25 is a good start.")
+    rasters = {
+        "OUTPUT": request.output,
+        "OUTPUT_YEAR": request.output_year,
+        "OUTPUT_MAGNITUDE": request.output_magnitude,
+        "OUTPUT_STEP_YEAR": request.output_step_year,
+        "OUTPUT_ANOMALY": request.output_anomaly,
+    }
+    seen: dict[str, str] = {}
+    for name, path in rasters.items():
+        if not path:
+            continue
+        if not str(path).lower().endswith((".tif", ".tiff")):
+            raise EmbeddingsError(f"{name} must be written as a GeoTIFF (.tif); choose another output file.")
+        key = str(Path(path).resolve())
+        if key in seen:
+            raise EmbeddingsError(f"{seen[key]} and {name} are the same file {path}; choose one file per output.")
+        seen[key] = name
+    if request.report and not str(request.report).lower().endswith((".html", ".htm")):
+        raise EmbeddingsError("The change report is an HTML file (.html); choose another report file.")
+    if len(request.inputs) == 1:
+        raise EmbeddingsError(
+            "INPUTS holds one raster; change over years needs at least two, one per year "
+            "(or none, and the years of a collection)."
+        )
+
+
+def _collection_sources(
+    request: TrajectoryRequest, grid: Grid, progress: Progress
+) -> tuple[list[CollectionSource], list[int], list[int]]:
+    """The chosen years' sources; empty YEARS = the years whose tiles cover the grid."""
+    collection = open_collection(request.collection, progress)
+    every = collection.years()
+    listed = ", ".join(str(y) for y in every) or "none"
+    covered = [y for y in every if CollectionSource(collection, y).tiles_for(grid)]
+    if not covered:
+        raise EmbeddingsError(
+            f"No embeddings of the collection cover this extent (it has the years {listed} elsewhere); "
+            "choose an extent inside the collection."
+        )
+    years_text = request.years if (request.years or "").strip() else ",".join(str(y) for y in covered)
+    years, baseline = choose_years(every, years_text, request.baseline_years)
+    return [CollectionSource(collection, y) for y in years], years, baseline
+
+
+def trajectory_map(request: TrajectoryRequest, progress: Progress | None = None) -> TrajectorySummary:
+    """Change over years: per-year change to the baseline, year of change and the optional
+    largest step, step year, anomaly and HTML report, streamed block by block with every
+    year of a block at once (years x 64 bytes a pixel of codes)."""
+    progress = progress or Progress()
+    _check_request(request)
+    with ExitStack() as stack:
+        sources: list[EmbeddingSource]
+        if request.inputs:
+            by_year = rasters_by_year(list(request.inputs))
+            years, baseline = choose_years(
+                by_year, request.years, request.baseline_years, "the rasters given as INPUTS are of these years"
+            )
+            rasters = [stack.enter_context(RasterSource(by_year[y])) for y in years]
+            sources = list(rasters)
+            grid = resolve_grid(GridSpec(max_pixels=request.grid.max_pixels), rasters[0].native_grid())
+            label = ", ".join(Path(by_year[y]).name for y in years)
+            step = progress
+        else:
+            grid = resolve_grid(request.grid, alternative=", or embedding rasters as INPUTS")
+            opened, years, baseline = _collection_sources(request, grid, progress.sub(0, 5))
+            sources = [stack.enter_context(s) for s in opened]
+            label = opened[0].collection.label
+            step = progress.sub(5, 100)
+        tags = {
+            "EMBEDDINGS_SOURCE": label,
+            "EMBEDDINGS_YEARS": ",".join(str(y) for y in years),
+            "EMBEDDINGS_BASELINE_YEARS": ",".join(str(y) for y in baseline),
+            "EMBEDDINGS_THRESHOLD": f"{float(request.threshold):g}",
+        }
+        maps_end = 85.0 if request.report else 100.0
+        totals = _write_maps(sources, years, baseline, grid, request, tags, step.sub(0, maps_end))
+    summary = TrajectorySummary(grid, label, tuple(years), tuple(baseline), totals)
+    if request.report:
+        summary.areas = areas_above(
+            request.output,
+            request.threshold,
+            float(request.min_area_m2),
+            step.sub(maps_end, 98),
+            band=len(totals.change_years),
+        )
+        last = totals.change_years[-1]
+        summary.report = write_change_report(
+            request.report,
+            totals.histogram,
+            totals.pixel_area_m2,
+            float(request.threshold),
+            title=f"Change over years {_years_label(years)}",
+            facts=[
+                ("Source", label),
+                ("Years", _years_label(years)),
+                ("Baseline", _years_label(baseline)),
+                *grid_facts(grid),
+            ],
+            areas=area_rows(summary.areas, grid.crs),
+            year_rows=totals.rows(),
+            baseline=_years_label(baseline),
+            compared=f"{last} and the baseline {_years_label(baseline)}",
+        )
+    progress.set_progress(100.0)
+    return summary
+
+
+def _nan_to(values: Array, nodata: float) -> Array:
+    return np.where(np.isfinite(values), values, np.float32(nodata)).astype(np.float32)
+
+
+def _write_maps(
+    sources: Sequence[EmbeddingSource],
+    years: Sequence[int],
+    baseline: Sequence[int],
+    grid: Grid,
+    request: TrajectoryRequest,
+    tags: dict[str, str],
+    progress: Progress,
+) -> TrajectoryTotals:
+    """Stream every year of each block through the kernel into the outputs; the totals."""
+    change_years = tuple(y for y in years if y not in baseline)
+    totals = TrajectoryTotals(change_years, grid.resolution**2, float(request.threshold))
+    with reading(sources, grid) as readers:
+        bands = [r.plan.bands for r in readers]
+        if len(set(bands)) > 1:
+            detail = ", ".join(f"{y}: {b}" for y, b in zip(years, bands))
+            raise EmbeddingsError(
+                f"The years have different numbers of bands ({detail}); use embeddings of the same product."
+            )
+        progress.info(
+            f"Planned: {grid.width} x {grid.height} = {grid.pixels:,} pixels at {grid.resolution:g} m in "
+            f"{crs_name(grid.crs)}, {len(years)} years ({_years_label(years)}), baseline {_years_label(baseline)}; "
+            + "; ".join(f"{y}: {r.plan.reads()}" for y, r in zip(years, readers))
+            + "."
+        )
+        names = [str(y) for y in change_years]
+        with ExitStack() as outs:
+            out_change = outs.enter_context(
+                open_float_output(
+                    request.output,
+                    grid,
+                    names,
+                    NODATA_CHANGE,
+                    {"CHANGE": "1 - cosine similarity to the baseline, one band per year", **tags},
+                )
+            )
+            out_year = outs.enter_context(
+                open_int16_output(
+                    request.output_year,
+                    grid,
+                    ("year of change",),
+                    NODATA_YEAR,
+                    {"YEAR_OF_CHANGE": "first year from which the pixel stayed changed; 0 = not", **tags},
+                )
+            )
+            optional: dict[str, RasterWriter] = {}
+            if request.output_magnitude:
+                optional["magnitude"] = outs.enter_context(
+                    open_float_output(request.output_magnitude, grid, ("largest step",), NODATA_CHANGE, tags)
+                )
+            if request.output_step_year:
+                optional["step_year"] = outs.enter_context(
+                    open_int16_output(request.output_step_year, grid, ("year of the largest step",), NODATA_YEAR, tags)
+                )
+            if request.output_anomaly:
+                optional["anomaly"] = outs.enter_context(
+                    open_float_output(request.output_anomaly, grid, [str(y) for y in years], NODATA_CHANGE, tags)
+                )
+            for window, blocks in stream(readers, windows_for(grid, readers, request.block_size), progress):
+                tb = trajectory_of_block([b.data for b in blocks], years, baseline, request.threshold)
+                totals.add(tb)
+                out_change.write(_nan_to(tb.change, NODATA_CHANGE), window)
+                out_year.write(tb.year_of_change[None], window)
+                if "magnitude" in optional:
+                    optional["magnitude"].write(_nan_to(tb.magnitude, NODATA_CHANGE)[None], window)
+                if "step_year" in optional:
+                    optional["step_year"].write(tb.step_year[None], window)
+                if "anomaly" in optional:
+                    optional["anomaly"].write(_nan_to(tb.anomaly, NODATA_CHANGE), window)
+            progress.check_cancelled()
+    return totals

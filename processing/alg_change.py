@@ -47,7 +47,9 @@ class ChangeMapAlgorithm(EmbeddingsAlgorithm):
         "year has no data), styled black-blue-cyan-yellow-red over 0 to 0.5 (above 0.5 stays red); "
         "and, optionally, the connected areas above the threshold as polygons (8-connected, in the "
         "map's CRS) with area_m2 (square metres), mean_change and max_change, largest first; areas "
-        "below the minimum area (MIN_AREA_M2, m²) are dropped. The log ends with the number of valid pixels, the "
+        "below the minimum area (MIN_AREA_M2, m²) are dropped. Optionally an HTML change report "
+        "(OUTPUT_REPORT): histogram, percentiles, hectares above 0.1 / 0.2 / 0.3 / 0.5, the largest "
+        "change areas with coordinates. The log ends with the number of valid pixels, the "
         "change percentiles p50/p90/p99 and the area above the threshold.\n\n"
         "The two years are read block by block onto one grid, so memory does not grow with the "
         "extent.\n\n"
@@ -124,6 +126,7 @@ class ChangeMapAlgorithm(EmbeddingsAlgorithm):
                 "with area_m2, mean_change and max_change, largest first. Leave unset to skip.",
             )
         )
+        self.add_report_parameter()
         for name, label in (
             ("VALID_PIXELS", "Pixels with data in both years"),
             ("CHANGE_P50", "Median change (1 - cosine)"),
@@ -153,6 +156,7 @@ class ChangeMapAlgorithm(EmbeddingsAlgorithm):
             input_b=input_b,
             threshold=self.parameterAsDouble(parameters, "THRESHOLD", context),
             min_area_m2=self.parameterAsDouble(parameters, "MIN_AREA_M2", context) if want_polygons else None,
+            report=self.report_path(parameters, context),
         )
         with core_errors():
             summary = change_map(request, FeedbackProgress(feedback))
@@ -165,6 +169,8 @@ class ChangeMapAlgorithm(EmbeddingsAlgorithm):
             "CHANGE_P99": summary.p99,
             "AREA_ABOVE_M2": summary.above_m2,
         }
+        if summary.report:
+            results["OUTPUT_REPORT"] = summary.report
         if want_polygons:
             fields = make_fields(AREA_FIELDS)
             sink, dest_id = self.parameterAsSink(

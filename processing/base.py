@@ -13,16 +13,20 @@ from qgis.core import (
     QgsField,
     QgsFields,
     QgsGeometry,
+    QgsMapLayer,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingOutputHtml,
     QgsProcessingParameterCrs,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterExtent,
+    QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsRasterLayer,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QCoreApplication
@@ -63,6 +67,12 @@ RES_HELP = (
 MAX_PIXELS_HELP = (
     "Refuse extents with more output pixels than this, to protect memory, disk and bandwidth "
     "(200 million pixels of 64 bands are 12.8 GB)."
+)
+REPORT_HELP = (
+    "Optional: an HTML file (one file, pictures embedded) with a histogram of the change values, "
+    "the percentiles, the hectares above 0.1 / 0.2 / 0.3 / 0.5 and the largest change areas with "
+    "their coordinates{extra}. Processing's results viewer lists it. The pictures need matplotlib; "
+    "without it the report has tables instead."
 )
 YEAR_LABELS = {"YEAR": ("Year", 2024), "YEAR_A": ("Year A (before)", 2017), "YEAR_B": ("Year B (after)", 2024)}
 
@@ -130,7 +140,8 @@ def make_fields(spec: Iterable[tuple[str, type]]) -> QgsFields:
 
 
 def write_features(sink: QgsFeatureSink, fields: QgsFields, rows: Iterable[tuple[str, dict[str, Any]]]) -> int:
-    """Add (wkt, {field: value}) rows to a sink; returns how many were written.
+    """Add (wkt, {field: value}) rows to a sink (wkt "" for a table row without geometry);
+    returns how many were written.
 
     Not cancellable on purpose: the rows are already computed, writing them is quick, and a
     sink cannot be rolled back, so stopping half-way would leave a half-written layer.
@@ -138,7 +149,8 @@ def write_features(sink: QgsFeatureSink, fields: QgsFields, rows: Iterable[tuple
     count = 0
     for wkt, attrs in rows:
         feat = QgsFeature(fields)
-        feat.setGeometry(QgsGeometry.fromWkt(wkt))
+        if wkt:
+            feat.setGeometry(QgsGeometry.fromWkt(wkt))
         for key, value in attrs.items():
             feat[key] = value
         if not sink.addFeature(feat, QgsFeatureSink.Flag.FastInsert):
@@ -180,6 +192,20 @@ def qgs_crs(text: str) -> QgsCoordinateReferenceSystem:
     """The QGIS CRS of a core CRS string (an authority id or WKT)."""
     crs = QgsCoordinateReferenceSystem(text)
     return crs if crs.isValid() else QgsCoordinateReferenceSystem.fromWkt(text)
+
+
+def raster_file(layer: QgsMapLayer | None, name: str) -> str:
+    """The file on disk behind a raster layer given as parameter ``name``."""
+    if not isinstance(layer, QgsRasterLayer):
+        raise QgsProcessingException(
+            tr("The raster given as {name} cannot be opened; choose a GDAL raster file.").format(name=name)
+        )
+    path = layer.source().split("|")[0]
+    if layer.providerType() != "gdal" or not path:
+        raise QgsProcessingException(
+            tr("The layer given as {name} is not a raster file on disk; save it as a GeoTIFF first.").format(name=name)
+        )
+    return str(path)
 
 
 class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
@@ -276,6 +302,29 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
             )
         )
 
+    def add_report_parameter(self, extra: str = "") -> None:
+        """OUTPUT_REPORT: an HTML file destination, declared as an HTML output so that
+        Processing's results viewer lists it."""
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterFileDestination(
+                    "OUTPUT_REPORT",
+                    tr("Change report"),
+                    tr("HTML files (*.html)"),
+                    optional=True,
+                    createByDefault=False,
+                ),
+                REPORT_HELP.format(extra=extra),
+            ),
+            createOutput=False,
+        )
+        self.addOutput(QgsProcessingOutputHtml("OUTPUT_REPORT", tr("Change report")))
+
+    def report_path(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
+        if parameters.get("OUTPUT_REPORT") in (None, ""):
+            return None
+        return self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None
+
     def add_input_raster(self, name: str, label: str, help_text: str) -> None:
         self.addParameter(with_help(QgsProcessingParameterRasterLayer(name, tr(label), optional=True), help_text))
 
@@ -316,19 +365,13 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
     def raster_path(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> str | None:
         if parameters.get(name) in (None, ""):
             return None
-        layer = self.parameterAsRasterLayer(parameters, name, context)
-        if layer is None:
-            raise QgsProcessingException(
-                tr("The raster given as {name} cannot be opened; choose a GDAL raster file.").format(name=name)
-            )
-        path = layer.source().split("|")[0]
-        if layer.providerType() != "gdal" or not path:
-            raise QgsProcessingException(
-                tr("The layer given as {name} is not a raster file on disk; save it as a GeoTIFF first.").format(
-                    name=name
-                )
-            )
-        return str(path)
+        return raster_file(self.parameterAsRasterLayer(parameters, name, context), name)
+
+    def raster_paths(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> list[str]:
+        """The files of a multiple-raster parameter, in the order given."""
+        if parameters.get(name) in (None, "", []):
+            return []
+        return [raster_file(layer, name) for layer in self.parameterAsLayerList(parameters, name, context)]
 
     def geotiff_output(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
         output = str(self.parameterAsOutputLayer(parameters, "OUTPUT", context))

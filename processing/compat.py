@@ -21,6 +21,7 @@ if hasattr(Qgis, "ProcessingNumberParameterType"):  # QGIS >= 3.36
     SOURCE_POLYGON = Qgis.ProcessingSourceType.VectorPolygon
     SOURCE_ANY_GEOMETRY = Qgis.ProcessingSourceType.VectorAnyGeometry
     SOURCE_TABLE = Qgis.ProcessingSourceType.Vector
+    SOURCE_RASTER = Qgis.ProcessingSourceType.Raster
     SKIP_GEOMETRY_CHECKS = Qgis.ProcessingFeatureSourceFlag.SkipGeometryValidityChecks
 else:
     NUMBER_INTEGER = QgsProcessingParameterNumber.Type.Integer
@@ -30,6 +31,7 @@ else:
     SOURCE_POLYGON = QgsProcessing.SourceType.TypeVectorPolygon
     SOURCE_ANY_GEOMETRY = QgsProcessing.SourceType.TypeVectorAnyGeometry
     SOURCE_TABLE = QgsProcessing.SourceType.TypeVector
+    SOURCE_RASTER = QgsProcessing.SourceType.TypeRaster
     SKIP_GEOMETRY_CHECKS = QgsProcessingFeatureSource.Flag.FlagSkipGeometryValidityChecks
 
 if hasattr(Qgis, "WkbType"):  # QGIS >= 3.30

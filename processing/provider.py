@@ -21,6 +21,7 @@ ALGORITHMS = (
     ("alg_change", "ChangeMapAlgorithm", ("rasterio", "pyproj")),
     ("alg_classify", "ClassifyAlgorithm", ("rasterio", "pyproj")),
     ("alg_cluster", "ClusterAlgorithm", ("rasterio", "pyproj")),
+    ("alg_trajectory", "TrajectoryAlgorithm", ("rasterio", "pyproj")),
 )
 
 

@@ -13,6 +13,7 @@ from qgis.core import (
     QgsProcessingLayerPostProcessorInterface,
     QgsRasterLayer,
 )
+from qgis.PyQt.QtGui import QColor
 
 from .resources import style_path
 
@@ -187,14 +188,58 @@ def save_paletted_style(path: str, classes: list[tuple[int, str, tuple[int, int,
 
 
 class PalettedStyle(QgsProcessingLayerPostProcessorInterface):
-    """A paletted renderer with class names (legend) for a class or cluster raster."""
+    """A paletted renderer with class names (legend) for a class, cluster or year raster."""
 
     def __init__(self, classes: list[tuple[int, str, tuple[int, int, int]]]):
         super().__init__()
         self.classes = classes
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
-        if not isinstance(layer, QgsRasterLayer):
+        if not isinstance(layer, QgsRasterLayer) or layer.dataProvider() is None:
             return
         layer.setRenderer(paletted_renderer(layer, self.classes))
         layer.triggerRepaint()
+
+
+class ChangeBandStyle(QmlStyle):
+    """The change map's ramp (change.qml) on one band of a multi-band change raster."""
+
+    def __init__(self, band: int):
+        super().__init__("change.qml")
+        self.band = int(band)
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
+        if not isinstance(layer, QgsRasterLayer):
+            return
+        apply_qml(layer, self.qml)
+        renderer = layer.renderer()
+        if renderer is not None and hasattr(renderer, "setBand"):
+            renderer.setBand(self.band)
+        layer.triggerRepaint()
+
+
+# Early years dark (violet), late years light (yellow): viridis, readable in grey too.
+YEAR_RAMP = ("#440154", "#3b528b", "#21918c", "#5ec962", "#fde725")
+NOT_CHANGED_COLOUR = "#d9d9d9"
+
+
+def year_colours(years) -> list:
+    """(year, QColor) for each year, evenly along YEAR_RAMP."""
+    from qgis.core import QgsGradientColorRamp, QgsGradientStop
+    from qgis.PyQt.QtGui import QColor
+
+    inner = [QgsGradientStop(i / (len(YEAR_RAMP) - 1), QColor(c)) for i, c in enumerate(YEAR_RAMP[1:-1], start=1)]
+    ramp = QgsGradientColorRamp(QColor(YEAR_RAMP[0]), QColor(YEAR_RAMP[-1]), False, inner)
+    years = list(years)
+    return [(y, ramp.color(i / max(1, len(years) - 1))) for i, y in enumerate(years)]
+
+
+class YearStyle(PalettedStyle):
+    """An int16 year raster as one colour per year with a legend entry each; 0 grey."""
+
+    def __init__(self, years, zero_label: str, year_label: str = "{year}"):
+        grey = QColor(NOT_CHANGED_COLOUR)
+        classes = [(0, zero_label, (grey.red(), grey.green(), grey.blue()))]
+        for year, colour in year_colours([int(y) for y in years]):
+            classes.append((year, year_label.format(year=year), (colour.red(), colour.green(), colour.blue())))
+        super().__init__(classes)

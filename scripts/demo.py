@@ -425,6 +425,33 @@ def demo(args) -> int:
             },
             f"cluster {year}",
         )
+        if sample:
+            from earth_embeddings.scripts.sample import make_series_collection
+
+            series = out / "series"
+            shutil.rmtree(series, ignore_errors=True)
+            print(f"demo: building the time-series sample in {series}")
+            series_truth = make_series_collection(series)
+            sw, ss, se, sn = series_truth.notes["bbox_wgs84"]
+            series_source, series_extent = str(series / "aef_index.csv"), f"{sw},{se},{ss},{sn} [EPSG:4326]"
+            span = f"{min(series_truth.years)}-{max(series_truth.years)}"
+        else:
+            series_source, series_extent, span = source, extent, f"{year_a}-{year_b}"
+        trajectory = runner.run(
+            "embeddings:trajectory",
+            {
+                "SOURCE": series_source,
+                "EXTENT": series_extent,
+                "YEARS": span,
+                "THRESHOLD": 0.25,
+                "OUTPUT": out / "change_by_year.tif",
+                "OUTPUT_YEAR": out / "year_of_change.tif",
+                "OUTPUT_ANOMALY": out / "anomaly.tif",
+                "OUTPUT_TABLE": out / "per_year.gpkg",
+                "OUTPUT_REPORT": out / "trajectory_report.html",
+            },
+            f"change over years {span}",
+        )
         wisconsin_exemplar = wisconsin_centre(out / "wisconsin_exemplar.geojson")
         wisconsin = runner.run(
             "embeddings:similarity",
@@ -445,6 +472,7 @@ def demo(args) -> int:
         GraduatedStyle,
         PseudocolorStyle,
         QmlStyle,
+        YearStyle,
     )
 
     change_layer = raster(change["OUTPUT"], "change", QmlStyle("change.qml"))
@@ -468,6 +496,19 @@ def demo(args) -> int:
         sim_layer,
         f"Similarity to the exemplars ({year}): stars = exemplars, numbered = top 5",
         ("cosine similarity", ramp_stops(sim_layer)),
+    )
+    import rasterio
+
+    with rasterio.open(trajectory["OUTPUT_YEAR"]) as ds:
+        change_years = [int(y) for y in ds.tags()["EMBEDDINGS_YEARS"].split(",")][1:]
+    year_style = YearStyle(change_years, "not persistently changed", "since {year}")
+    year_layer = raster(trajectory["OUTPUT_YEAR"], "year of change", year_style)
+    render(
+        out / "year_of_change.png",
+        [year_layer],
+        year_layer,
+        f"Year of change {span}: since when each pixel has stayed changed (1 − cos ≥ 0.25)",
+        categories=legend_of(year_layer),
     )
     rgb = raster(load["OUTPUT"], "embeddings", EmbeddingsRgbStyle())
     zones_layer = vector(zonal["OUTPUT"], "zones", GraduatedStyle("pc1"))
@@ -518,6 +559,7 @@ def demo(args) -> int:
         source_label, extent, year_a, year_b, year, load, change, hotspots, similarity, zonal, wisconsin
     )
     lines += learning_lines(year, classify, cluster)
+    lines += trajectory_lines(trajectory, span)
     total = time.perf_counter() - t0
     lines += ["", "Timings (qgis_process, each including QGIS start-up):"]
     lines += [f"  {label:<42} {seconds:6.1f} s" for label, seconds in runner.timings]
@@ -599,6 +641,18 @@ def learning_lines(year, classify, cluster):
     return lines
 
 
+def trajectory_lines(trajectory, span: str) -> list:
+    lines = [
+        "",
+        f"Change over years {span}: {trajectory['VALID_PIXELS']:,} pixels with two or more years; "
+        f"{trajectory['CHANGED_HA']:,.1f} ha persistently changed (per_year.gpkg, trajectory_report.html):",
+        "  year  became persistently changed (ha)  disturbed only temporarily (ha)",
+    ]
+    for r in sorted(vector(trajectory["OUTPUT_TABLE"], "per year").getFeatures(), key=lambda f: f["year"]):
+        lines.append(f"  {r['year']}  {r['persistent_ha']:>32,.2f}  {r['temporary_ha']:>31,.2f}")
+    return lines
+
+
 def summary_lines(source_label, extent, year_a, year_b, year, load, change, hotspots, similarity, zonal, wisconsin):
     lines = [
         "Earth Embeddings demo",
@@ -649,8 +703,8 @@ def summary_lines(source_label, extent, year_a, year_b, year, load, change, hots
         lines.append(f"  {r['rank']:>4}  {r['score']:.4f}  {lon:.5f}  {lat:.5f}")
     lines += [
         "",
-        "Maps: change.png, similarity.png, zones.png, wisconsin_similarity.png, classes.png (with a training "
-        "layer), clusters.png",
+        "Maps: change.png, year_of_change.png, similarity.png, zones.png, wisconsin_similarity.png, "
+        "classes.png (with a training layer), clusters.png",
     ]
     return lines
 

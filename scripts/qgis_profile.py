@@ -55,6 +55,9 @@ def qgis_process(args, env, timeout=600, json_output=False):
 
 
 def run_algorithm(alg_id: str, params: dict, env, json_output=True, timeout=600):
-    """``qgis_process.bin run alg_id -- KEY=value ...``"""
-    args = ["run", alg_id, "--"] + [f"{k}={v}" for k, v in params.items()]
+    """``qgis_process.bin run alg_id -- KEY=value ...``; a list value repeats its key (KEY=a KEY=b),
+    as qgis_process takes multiple layers."""
+    args = ["run", alg_id, "--"] + [
+        f"{k}={item}" for k, v in params.items() for item in (v if isinstance(v, (list, tuple)) else [v])
+    ]
     return qgis_process(args, env, timeout=timeout, json_output=json_output)

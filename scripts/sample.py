@@ -11,6 +11,11 @@
   the index clipped to the zone, and tiles of one zone overlapping slightly;
 - planted land cover (Voronoi cells of six classes, two of them confusable), planted
   changes between the years (discs), a no-data hole in the last year;
+- ``series=True`` (``make_series_collection``): at least five years, the persistent changes
+  planted in different years, a disturbance in one year only (temporary), a larger one-year
+  disturbance inside an older persistent change, and the no-data hole in one middle year only;
+- any seam: ``lon_seam`` and ``lat0`` place the zone pair (``lat0 < 0``: EPSG:327xx and ``..S``
+  zone folders, ``make_sample_collection(folder, lon_seam=18.0, lat0=-33.9)``);
 - ``truth.json``: everything needed to recompute the truth at any point (``SampleTruth``),
   plus ``exemplars.geojson`` and ``zones.geojson`` for the demo.
 
@@ -55,6 +60,9 @@ class SampleTruth:
     noise: float
     resolution: float = 10.0
     notes: dict = field(default_factory=dict)
+    # One-year disturbances: [{"x": m, "y": m, "r": m, "year": y}]: in that year only, the
+    # pixel's vector is turned around (the opposite of its first-year class: 1 - cos near 2).
+    disturbances: list = field(default_factory=list)
 
     # Geometry helpers ----------------------------------------------------------
     def local_xy(self, lon, lat):
@@ -107,21 +115,57 @@ class SampleTruth:
         return self.class_at(lon, lat, first) != self.class_at(lon, lat, last)
 
     def class_at(self, lon, lat, year) -> np.ndarray:
-        cls = self.base_class_at(lon, lat)
-        if int(year) != min(self.years):
-            x, y = self.local_xy(lon, lat)
-            for c in self.changes:
+        """The planted class in ``year``: a change applies from its "year" on (without one,
+        from the second year on)."""
+        return self._planted(lon, lat, self.base_class_at(lon, lat), year)
+
+    def _planted(self, lon, lat, cls, year) -> np.ndarray:
+        first = min(self.years)
+        x, y = self.local_xy(lon, lat)
+        for c in self.changes:
+            if int(year) >= int(c.get("year", first + 1)):
                 inside = (x - c["x"]) ** 2 + (y - c["y"]) ** 2 <= c["r"] ** 2
                 cls = np.where(inside, c["to"], cls)
         return cls
 
-    def hole_at(self, lon, lat, year) -> np.ndarray:
+    def disturbed_at(self, lon, lat, year) -> np.ndarray:
+        """True where a one-year disturbance turns the pixel's vector around in ``year``."""
+        return self.in_discs(lon, lat, [d for d in self.disturbances if int(d["year"]) == int(year)])
+
+    def in_discs(self, lon, lat, discs) -> np.ndarray:
+        """True inside any of the discs ({"x", "y", "r"} in local metres)."""
         x, y = self.local_xy(lon, lat)
         out = np.zeros(np.shape(x), dtype=bool)
-        for h in self.holes:
-            if int(h["year"]) == int(year):
-                out |= (x - h["x"]) ** 2 + (y - h["y"]) ** 2 <= h["r"] ** 2
+        for d in discs:
+            out |= (x - d["x"]) ** 2 + (y - d["y"]) ** 2 <= d["r"] ** 2
         return out
+
+    def year_of_change_at(self, lon, lat) -> np.ndarray:
+        """The planted "since when it stayed changed" (int): the first year Y after the baseline
+        such that Y and every later year with data differ from the baseline (another class, or
+        disturbed); 0 where the last year with data does not differ; -1 where fewer than two
+        years have data. The baseline is the first year, or the first year with data where
+        the first has none (as embeddings:trajectory does)."""
+        years = sorted(int(y) for y in self.years)
+        base = self.base_class_at(lon, lat)
+        cls = np.stack([self._planted(lon, lat, base, y) for y in years])
+        dist = np.stack([self.disturbed_at(lon, lat, y) for y in years])
+        data = ~np.stack([self.hole_at(lon, lat, y) for y in years])
+        base = np.argmax(data, axis=0)
+        base_cls = np.take_along_axis(cls, base[None], axis=0)[0]
+        base_dist = np.take_along_axis(dist, base[None], axis=0)[0]
+        differs = (cls != base_cls[None]) | (dist != base_dist[None])
+        out = np.zeros(np.shape(cls[0]), dtype=np.int64)
+        still = np.ones(out.shape, dtype=bool)
+        for i in reversed(range(len(years))):
+            compared = data[i] & (i > base)
+            still &= differs[i] | ~compared
+            out = np.where(still & compared & differs[i], years[i], out)
+        out[data.sum(axis=0) < 2] = -1
+        return out
+
+    def hole_at(self, lon, lat, year) -> np.ndarray:
+        return self.in_discs(lon, lat, [h for h in self.holes if int(h["year"]) == int(year)])
 
     # Codes -------------------------------------------------------------------------
     def _noise_table(self, year: int, zone: str) -> np.ndarray:
@@ -140,7 +184,11 @@ class SampleTruth:
         cls = self.class_at(lon, lat, year)
         protos = np.asarray(self.prototypes)
         table = self._noise_table(year, zone)
-        v = protos[cls] + table[np.mod(iy, PERIOD[1]), np.mod(ix, PERIOD[0])]
+        signal = protos[cls]
+        if self.disturbances:
+            turned = self.disturbed_at(lon, lat, year)
+            signal[turned] = -protos[self.class_at(lon[turned], lat[turned], min(self.years))]
+        v = signal + table[np.mod(iy, PERIOD[1]), np.mod(ix, PERIOD[0])]
         v /= np.linalg.norm(v, axis=1, keepdims=True)
         codes = quantize(v.T)
         codes[:, self.hole_at(lon, lat, year)] = NODATA
@@ -390,17 +438,23 @@ def make_sample_collection(
     noise: float = 0.2,
     lat0: float = 44.45,
     interleave: str = "band",
+    lon_seam: float = -90.0,
+    series: bool = False,
 ) -> SampleTruth:
     """Write a sample collection into ``folder`` (created) and return its truth.
 
     The defaults make a small collection for tests (192 px tiles, 64 px internal blocks);
     ``tile_px=2048, block=1024`` is the real product's internal layout at a quarter of its
-    tile size (band interleave either way unless ``interleave="pixel"``)."""
+    tile size (band interleave either way unless ``interleave="pixel"``). ``lon_seam`` (a
+    UTM zone boundary, a multiple of 6) and ``lat0`` place the pair of zones; ``series`` plants
+    a time series (see ``plant_series``) in five or more years."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    years = sorted(int(y) for y in years)
+    if series and len(years) < 5:
+        raise ValueError(f"a time series needs at least five years, not {years}")
     rng = np.random.default_rng(seed)
-    lon_seam = -90.0
-    zones = {"15N": {"crs": "EPSG:32615", "lon": (-96.0, -90.0)}, "16N": {"crs": "EPSG:32616", "lon": (-90.0, -84.0)}}
+    zones = _zone_pair(lon_seam, lat0)
     res = 10.0
     cols, nrows = tiles_per_zone
     step = tile_px - overlap_px
@@ -467,6 +521,8 @@ def make_sample_collection(
         {"x": x0 + 0.7 * span_x, "y": y0 + 0.25 * span_y, "r": 0.05 * span_y, "to": CLASSES.index("forest")},
     ]
     truth.holes = [{"x": x0 + 0.3 * span_x, "y": y0 + 0.75 * span_y, "r": 0.05 * span_y, "year": max(years)}]
+    if series:
+        plant_series(truth, (x0, y0, x1, y1))
     truth.notes = {
         "classes": list(CLASSES),
         "frame": "local metres: x = (lon - lon0) * 111320 * cos(lat0), y = (lat - lat0) * 110540",
@@ -507,6 +563,50 @@ def make_sample_collection(
     truth.save(folder)
     _write_demo_vectors(folder, truth)
     return truth
+
+
+def _zone_pair(lon_seam: float, lat0: float) -> dict:
+    """The two UTM zones meeting at ``lon_seam``: {name: {"crs", "lon": (west, east)}}."""
+    if abs(lon_seam / 6.0 - round(lon_seam / 6.0)) > 1e-9:
+        raise ValueError(f"lon_seam {lon_seam} is not a UTM zone boundary (a multiple of 6 degrees)")
+    east = int(math.floor((lon_seam + 180.0) / 6.0)) % 60 + 1
+    west = (east - 2) % 60 + 1
+    hemi, base = ("N", 32600) if lat0 >= 0 else ("S", 32700)
+    return {
+        f"{west}{hemi}": {"crs": f"EPSG:{base + west}", "lon": (lon_seam - 6.0, lon_seam)},
+        f"{east}{hemi}": {"crs": f"EPSG:{base + east}", "lon": (lon_seam, lon_seam + 6.0)},
+    }
+
+
+def plant_series(truth: SampleTruth, frame: tuple) -> None:
+    """Plant a time series over the planted land cover (years y0 < y1 < ... , five or more).
+
+    The four changes become persistent from different years (y2, y3, y4 and y1); a disc is
+    disturbed in y2 only (it comes back: temporary); a smaller disc inside the y1 change is
+    disturbed in y4, more strongly than the change itself (it keeps its y1 year of change);
+    the no-data hole is in y3 only, over the edge of the y4 change and stable land."""
+    x0, y0, x1, y1 = frame
+    span_x, span_y = x1 - x0, y1 - y0
+    ys = sorted(int(y) for y in truth.years)
+    for change, year in zip(truth.changes, (ys[2], ys[3], ys[4], ys[1])):
+        change["year"] = year
+    older = truth.changes[3]
+    truth.disturbances = [
+        {"x": x0 + 0.4 * span_x, "y": y0 + 0.4 * span_y, "r": 0.06 * span_y, "year": ys[2]},
+        {"x": older["x"], "y": older["y"], "r": 0.5 * older["r"], "year": ys[4]},
+    ]
+    late = truth.changes[2]
+    truth.holes = [{"x": late["x"] + late["r"], "y": late["y"], "r": 0.05 * span_y, "year": ys[3]}]
+    truth.notes["series"] = {
+        "changes": "persistent from their 'year' on",
+        "disturbances": "one year only: the vector turned around (opposite of the first-year class)",
+        "hole": f"no data in {ys[3]} only",
+    }
+
+
+def make_series_collection(folder, years=tuple(range(2017, 2023)), **kwargs) -> SampleTruth:
+    """A sample collection with a planted time series (six years by default; see ``plant_series``)."""
+    return make_sample_collection(folder, years=years, series=True, **kwargs)
 
 
 def class_interior_points(
@@ -565,12 +665,13 @@ def _write_demo_vectors(folder: Path, truth: SampleTruth) -> None:
             )
             zid += 1
     lat_mid = (lat_min + lat_max) / 2
+    west, east = round(truth.lon0 - 0.01, 6), round(truth.lon0 + 0.01, 6)
     ring = [
-        [-90.01, lat_mid - 0.005],
-        [-89.99, lat_mid - 0.005],
-        [-89.99, lat_mid + 0.005],
-        [-90.01, lat_mid + 0.005],
-        [-90.01, lat_mid - 0.005],
+        [west, lat_mid - 0.005],
+        [east, lat_mid - 0.005],
+        [east, lat_mid + 0.005],
+        [west, lat_mid + 0.005],
+        [west, lat_mid - 0.005],
     ]
     zones.append(
         {
@@ -580,7 +681,7 @@ def _write_demo_vectors(folder: Path, truth: SampleTruth) -> None:
         }
     )
     zid += 1
-    lon_t, lat_t = -89.97, lat_mid + 0.003
+    lon_t, lat_t = round(truth.lon0 + 0.03, 6), lat_mid + 0.003
     d = 0.00002  # about 2 m: smaller than a pixel
     ring = [[lon_t, lat_t], [lon_t + d, lat_t], [lon_t + d, lat_t + d], [lon_t, lat_t + d], [lon_t, lat_t]]
     zones.append(

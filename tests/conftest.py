@@ -47,6 +47,35 @@ def truth(sample_dir):
 
 
 @pytest.fixture(scope="session")
+def series_dir(tmp_path_factory) -> Path:
+    """The time-series sample collection (2017-2022: changes from different years, one-year
+    disturbances, a one-year hole; see scripts/sample.py plant_series)."""
+    from earth_embeddings.scripts.sample import make_series_collection
+
+    folder = tmp_path_factory.mktemp("series") / "annual"
+    make_series_collection(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def series_truth(series_dir):
+    from earth_embeddings.scripts.sample import SampleTruth
+
+    return SampleTruth.load(series_dir)
+
+
+@pytest.fixture(scope="session")
+def south_dir(tmp_path_factory) -> Path:
+    """A two-year sample collection in the southern hemisphere: zones 33S and 34S (EPSG:32733,
+    EPSG:32734), seam at 18 E."""
+    from earth_embeddings.scripts.sample import make_sample_collection
+
+    folder = tmp_path_factory.mktemp("south") / "annual"
+    make_sample_collection(folder, lon_seam=18.0, lat0=-33.9)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def wisconsin_raster() -> str:
     """Real AEF vectors (CC-BY 4.0, see tests/data/README.md)."""
     return str(WISCONSIN)

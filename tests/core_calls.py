@@ -10,6 +10,7 @@ from earth_embeddings.core.grid import DEFAULT_BLOCK, DEFAULT_MAX_PIXELS, GridSp
 from earth_embeddings.core.load import LoadRequest, load_embeddings
 from earth_embeddings.core.similarity import SimilarityRequest, similarity_map
 from earth_embeddings.core.source import SourceSpec, open_source
+from earth_embeddings.core.trajectory import TrajectoryRequest, trajectory_map
 from earth_embeddings.core.zonal import ZonalRequest, zonal_statistics
 
 
@@ -101,3 +102,36 @@ def zonal(
         SourceSpec(collection, year, input_path), list(zones), crs, crs, resolution_m, max_pixels, pca_components
     )
     return zonal_statistics(request, progress)
+
+
+def trajectory(
+    output,
+    output_year,
+    source=None,
+    years=None,
+    baseline_years=None,
+    extent=None,
+    extent_crs=None,
+    target_crs=None,
+    resolution_m=10.0,
+    inputs=(),
+    threshold=DEFAULT_THRESHOLD,
+    max_pixels=DEFAULT_MAX_PIXELS,
+    progress=None,
+    block_size=DEFAULT_BLOCK,
+    **outputs,
+):
+    """``outputs``: output_magnitude, output_step_year, output_anomaly, report (paths)."""
+    request = TrajectoryRequest(
+        output=str(output),
+        output_year=str(output_year),
+        grid=GridSpec(extent, extent_crs, target_crs, resolution_m, max_pixels),
+        collection=source,
+        years=years,
+        baseline_years=baseline_years,
+        inputs=tuple(str(p) for p in inputs),
+        threshold=threshold,
+        block_size=block_size,
+        **{k: (str(v) if v else None) for k, v in outputs.items()},
+    )
+    return trajectory_map(request, progress)

@@ -72,6 +72,23 @@ def bad(sample_dir, truth, tmp_path_factory):
         ) as ds:
             ds.write(np.ones((count, 20, 20), dtype=dtype))
         b[name] = str(path)
+    # Embedding rasters of two years with different band counts (the years in their names).
+    for year, count in ((2017, 8), (2024, 16)):
+        path = root / f"emb_{year}.tif"
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=20,
+            height=20,
+            count=count,
+            dtype="int8",
+            nodata=-128,
+            crs="EPSG:32616",
+            transform=from_origin(262000, 4926000, 10, 10),
+        ) as ds:
+            ds.write(np.ones((count, 20, 20), dtype="int8"))
+        b[f"emb_{year}"] = str(path)
     # Exemplars: off coverage; on the 2024 no-data hole; zones: empty, without geometry.
     b["ex_off"] = geojson(root / "ex_off.geojson", [point(10.0, 10.0, "in the ocean")])
     h = truth.holes[0]
@@ -177,6 +194,30 @@ CASES = [
         "embeddings:change",
         lambda b: {"INPUT_A": b["photo"], "INPUT_B": b["photo"]},
         r"looks like an image",
+    ),
+    (
+        "trajectory-one-year",
+        "embeddings:trajectory",
+        lambda b: {"SOURCE": b["index"], "YEARS": "2024", "EXTENT": b["extent"]},
+        r"at least two years.*2017, 2024",
+    ),
+    (
+        "trajectory-year",
+        "embeddings:trajectory",
+        lambda b: {"SOURCE": b["index"], "YEARS": "2017, 2019, 2024", "EXTENT": b["extent"]},
+        r"YEARS asks for 2019, but the collection has these years: 2017, 2024",
+    ),
+    (
+        "trajectory-years-unreadable",
+        "embeddings:trajectory",
+        lambda b: {"SOURCE": b["index"], "YEARS": "2017 to 2024", "EXTENT": b["extent"]},
+        r"YEARS '2017 to 2024' cannot be read at 'to'",
+    ),
+    (
+        "trajectory-band-counts",
+        "embeddings:trajectory",
+        lambda b: {"INPUTS": [b["emb_2017"], b["emb_2024"]]},
+        r"emb_2017\.tif has 8 bands and emb_2024\.tif has 16",
     ),
     (
         "similarity-off-coverage",
@@ -291,7 +332,14 @@ CASES = [
 
 OUTPUTS = {
     "embeddings:load": {"OUTPUT": "out.tif"},
-    "embeddings:change": {"OUTPUT": "change.tif", "OUTPUT_POLYGONS": "areas.gpkg"},
+    "embeddings:change": {"OUTPUT": "change.tif", "OUTPUT_POLYGONS": "areas.gpkg", "OUTPUT_REPORT": "report.html"},
+    "embeddings:trajectory": {
+        "OUTPUT": "change.tif",
+        "OUTPUT_YEAR": "year.tif",
+        "OUTPUT_ANOMALY": "anomaly.tif",
+        "OUTPUT_TABLE": "per_year.gpkg",
+        "OUTPUT_REPORT": "report.html",
+    },
     "embeddings:similarity": {"OUTPUT": "sim.tif", "TOP_K": 5, "OUTPUT_TOP_K": "top.gpkg"},
     "embeddings:zonalstats": {"OUTPUT": "stats.gpkg"},
     "embeddings:classify": {

@@ -38,8 +38,12 @@ def readme_commands() -> list[tuple[str, dict]]:
     return commands
 
 
+# The two-year sample has no trajectory: the README's trajectory example reads the time series.
+SOURCE_FOR = {"embeddings:trajectory": "series"}
+
+
 @pytest.fixture(scope="module")
-def readme_runs(tmp_path_factory, sample_index, sample_dir, truth):
+def readme_runs(tmp_path_factory, sample_index, sample_dir, truth, series_dir):
     assert QGIS_PROCESS, "qgis_process.bin is not installed"
     env = make_profile(tmp_path_factory.mktemp("qgis-profile-all"))
     tmp = tmp_path_factory.mktemp("readme")
@@ -81,7 +85,9 @@ def readme_runs(tmp_path_factory, sample_index, sample_dir, truth):
     for i, (alg_id, params) in enumerate(readme_commands()):
         actual = {}
         for key, value in params.items():
-            if value.startswith("/data/"):
+            if value == "/data/aef/aef_index.csv" and SOURCE_FOR.get(alg_id) == "series":
+                value = str(series_dir / "aef_index.csv")
+            elif value.startswith("/data/"):
                 assert value in data, f"README uses {value}: add it to this test's substitutions"
                 value = data[value]
             elif value.startswith("/tmp/"):
@@ -243,3 +249,20 @@ def test_find_similar_places_model(readme_runs, truth):
     ranks, lon, lat = top_lonlat(results["similarity:TOP_PLACES"])
     assert ranks == list(range(1, int(params["TOP_K"]) + 1))
     assert (truth.class_at(lon, lat, int(params["YEAR"])) == CLASSES.index("forest")).all()
+
+
+def test_trajectory_year_of_change_and_report(readme_runs, series_truth):
+    params, results = results_of(readme_runs, "embeddings:trajectory")
+    with rasterio.open(results["OUTPUT_YEAR"]) as ds:
+        yoc = ds.read(1)
+        rows, cols = np.nonzero(yoc > 0)
+        x, y = rasterio.transform.xy(ds.transform, rows, cols)
+        lon, lat = transformer(ds.crs.to_string(), "EPSG:4326").transform(x, y)
+    with rasterio.open(results["OUTPUT"]) as ds:
+        assert ds.descriptions == ("2018", "2019", "2020", "2021", "2022")
+    # The extent holds the seam change (2019): changed pixels are planted, most with its year.
+    truth_year = series_truth.year_of_change_at(np.asarray(lon), np.asarray(lat))
+    assert len(truth_year) > 100 and (truth_year == yoc[rows, cols]).mean() > 0.95
+    assert results["CHANGED_HA"] == pytest.approx(len(rows) * 0.01)
+    text = Path(results["OUTPUT_REPORT"]).read_text(encoding="utf-8")
+    assert "Change per year" in text and f"{results['CHANGED_HA']:,.2f}" in text
