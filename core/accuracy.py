@@ -12,18 +12,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from .arrays import Array
 from .errors import EmbeddingsError
+from .learn import Classifier
 from .progress import Progress
 
 MAX_FOLDS = 5
 
 
-def _units(y: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _units(y: Array, groups: Array) -> tuple[Array, Array, Array, Array]:
     """Feature ids, per-pixel feature index, each feature's class and pixel count."""
     y = np.asarray(y)
     groups = np.asarray(groups)
@@ -39,7 +42,7 @@ def _units(y: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     return ids, inverse, unit_class, np.bincount(inverse, minlength=ids.size)
 
 
-def fold_count(y: np.ndarray, groups: np.ndarray, names: dict | None = None) -> int:
+def fold_count(y: Array, groups: Array, names: dict[int, str] | None = None) -> int:
     """k = min(5, features of the smallest class); refused below 2 (one sentence naming the class)."""
     _, _, unit_class, _ = _units(y, groups)
     classes, per_class = np.unique(unit_class, return_counts=True)
@@ -56,7 +59,7 @@ def fold_count(y: np.ndarray, groups: np.ndarray, names: dict | None = None) -> 
     return k
 
 
-def grouped_stratified_folds(y: np.ndarray, groups: np.ndarray, k: int | None = None, seed: int = 0) -> np.ndarray:
+def grouped_stratified_folds(y: Array, groups: Array, k: int | None = None, seed: int = 0) -> Array:
     """Fold number (0..k-1) of every pixel: whole features per fold, every class in every fold.
 
     Class by class, features are placed largest first (equal sizes in a seeded random order):
@@ -96,8 +99,8 @@ def grouped_stratified_folds(y: np.ndarray, groups: np.ndarray, k: int | None = 
 
 
 def cross_validated_predictions(
-    fit: Callable, X: np.ndarray, y: np.ndarray, folds: np.ndarray, progress: Progress | None = None
-) -> np.ndarray:
+    fit: Callable[[Array, Array], Classifier], X: Array, y: Array, folds: Array, progress: Progress | None = None
+) -> Array:
     """Predicted class code of every pixel by a model fitted on the other folds.
 
     ``fit(X_train, y_train)`` returns a classifier with ``predict_block``.
@@ -117,7 +120,7 @@ def cross_validated_predictions(
     return pred
 
 
-def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, codes: np.ndarray) -> np.ndarray:
+def confusion_matrix(truth: ArrayLike, predicted: ArrayLike, codes: ArrayLike) -> Array:
     """(classes, classes) int64 counts; rows = reference class, columns = predicted class.
 
     Pixels whose reference or prediction is not among ``codes`` are not counted.
@@ -129,7 +132,7 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, codes: np.ndarray
     sorted_codes = codes[order]
     c = codes.size
 
-    def index(v):
+    def index(v: Array) -> tuple[Array, Array]:
         pos = np.clip(np.searchsorted(sorted_codes, v), 0, c - 1)
         return order[pos], sorted_codes[pos] == v
 
@@ -143,9 +146,9 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, codes: np.ndarray
 class Assessment:
     """Accuracy figures from a confusion matrix (rows: reference, columns: predicted)."""
 
-    codes: np.ndarray
-    names: tuple
-    confusion: np.ndarray
+    codes: Array
+    names: tuple[str, ...]
+    confusion: Array
 
     @property
     def n(self) -> int:
@@ -173,21 +176,23 @@ class Assessment:
         return float((po - pe) / (1 - pe)) if pe < 1 else float("nan")
 
     @property
-    def precision(self) -> np.ndarray:
+    def precision(self) -> Array:
         """Per class: share of the pixels predicted as the class that are it (NaN if none predicted)."""
         col = self.confusion.sum(axis=0).astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(col > 0, np.diag(self.confusion) / col, np.nan)
 
     @property
-    def recall(self) -> np.ndarray:
+    def recall(self) -> Array:
         """Per class: share of the class's reference pixels predicted as it (NaN if none)."""
         row = self.confusion.sum(axis=1).astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(row > 0, np.diag(self.confusion) / row, np.nan)
 
 
-def assess(truth: np.ndarray, predicted: np.ndarray, codes=None, names=None) -> Assessment:
+def assess(
+    truth: ArrayLike, predicted: ArrayLike, codes: ArrayLike | None = None, names: Sequence[str] | None = None
+) -> Assessment:
     """Confusion matrix and figures for reference and predicted codes (classes: ``codes``,
     by default every code seen in either)."""
     if codes is None:

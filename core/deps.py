@@ -29,7 +29,7 @@ class Dependency:
     pip_name: str
     needed_for: str
     required: bool
-    companions: tuple = ()
+    companions: tuple[Companion, ...] = ()
 
 
 # Minimum versions are those the pinned releases below declare (scikit-learn 1.7.2, matplotlib 3.10).
@@ -129,7 +129,7 @@ def faiss_requirement(numpy_ver: str | None = None) -> str:
     return "faiss-cpu>=1.9"
 
 
-def _version(text: str) -> tuple:
+def _version(text: str) -> tuple[int, ...]:
     """Leading numeric parts of a version string: "1.24.2" -> (1, 24, 2), "2022.12.1+dfsg" -> (2022, 12, 1)."""
     parts = []
     for p in str(text).split("."):
@@ -146,11 +146,11 @@ def _version(text: str) -> tuple:
     return tuple(parts)
 
 
-def _python() -> tuple:
+def _python() -> tuple[int, int]:
     return sys.version_info[:2]
 
 
-def sklearn_requirement(numpy_ver: str | None = None, python: tuple | None = None) -> str:
+def sklearn_requirement(numpy_ver: str | None = None, python: tuple[int, ...] | None = None) -> str:
     """A scikit-learn release whose requirements this NumPy and Python meet (1.7.2 needs
     Python 3.10 and NumPy 1.22; 1.6.1 runs on Python 3.9 and NumPy 1.19.5)."""
     npv = _version(numpy_ver or numpy_version())
@@ -160,7 +160,7 @@ def sklearn_requirement(numpy_ver: str | None = None, python: tuple | None = Non
     return "scikit-learn==1.6.1"
 
 
-def scipy_requirement(numpy_ver: str | None = None, python: tuple | None = None) -> str:
+def scipy_requirement(numpy_ver: str | None = None, python: tuple[int, ...] | None = None) -> str:
     """The newest SciPy release that accepts this NumPy and Python (from each release's metadata)."""
     npv = _version(numpy_ver or numpy_version())
     py = python or _python()
@@ -175,7 +175,7 @@ def scipy_requirement(numpy_ver: str | None = None, python: tuple | None = None)
     return "scipy==1.10.1"
 
 
-def matplotlib_requirement(numpy_ver: str | None = None, python: tuple | None = None) -> str:
+def matplotlib_requirement(numpy_ver: str | None = None, python: tuple[int, ...] | None = None) -> str:
     """A matplotlib release that accepts this NumPy and Python (3.9 and 3.10 need NumPy 1.23)."""
     npv = _version(numpy_ver or numpy_version())
     py = python or _python()
@@ -184,7 +184,7 @@ def matplotlib_requirement(numpy_ver: str | None = None, python: tuple | None = 
     return "matplotlib==3.8.4"
 
 
-def contourpy_requirement(numpy_ver: str | None = None, python: tuple | None = None) -> str:
+def contourpy_requirement(numpy_ver: str | None = None, python: tuple[int, ...] | None = None) -> str:
     npv = _version(numpy_ver or numpy_version())
     py = python or _python()
     if py >= (3, 11) and npv >= (1, 25):

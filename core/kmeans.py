@@ -18,9 +18,11 @@ highest mean silhouette (cosine distance) on a subsample; see its docstring for 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
+from .arrays import Array
 from .errors import EmbeddingsError
 from .learn import as_chunk, best_two, column_norms, unit_rows
 from .progress import Progress
@@ -40,8 +42,8 @@ CHUNK_PIXELS = 65536
 class Clustering:
     """Fitted clusters: unit centroids (k, bands) ordered by size (row 0 is cluster id 1)."""
 
-    centroids: np.ndarray
-    sizes: np.ndarray  # sample points per cluster, descending
+    centroids: Array
+    sizes: Array  # sample points per cluster, descending
     inertia: float  # sum over sample points of 1 - cosine to their centroid
     engine: str  # "faiss" or "numpy": where Lloyd's iterations ran
 
@@ -53,7 +55,7 @@ class Clustering:
     def bands(self) -> int:
         return int(self.centroids.shape[1])
 
-    def assign_block(self, values: np.ndarray, nodata: int = 0) -> np.ndarray:
+    def assign_block(self, values: Array, nodata: int = 0) -> Array:
         """Cluster ids 1..k (int32) of the columns of a (bands, n) float32 chunk; ``nodata``
         where a column has NaN or is all zero. One product and a pass per cluster."""
         values = as_chunk(values, self.bands)
@@ -69,12 +71,12 @@ class Clustering:
             out[sl] = np.where(ok, idx + 1, nodata)
         return out
 
-    def assign(self, X: np.ndarray) -> np.ndarray:
+    def assign(self, X: Array) -> Array:
         """Cluster ids 1..k of (n, bands) rows."""
         return self.assign_block(np.asarray(X, dtype=np.float32).T)
 
 
-def _assign(Xt: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _assign(Xt: Array, centroids: Array) -> tuple[Array, Array]:
     """Index of the centroid of highest cosine and that cosine, for unit columns Xt (bands, n)."""
     idx = np.empty(Xt.shape[1], dtype=np.int32)
     best = np.empty(Xt.shape[1], dtype=np.float32)
@@ -85,7 +87,7 @@ def _assign(Xt: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return idx, best
 
 
-def _renormalised_means(X: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _renormalised_means(X: Array, idx: Array, k: int) -> tuple[Array, Array]:
     """Sum of each cluster's rows (as a one-hot product: a BLAS call, not a scatter), unit
     length, and the cluster sizes."""
     onehot = np.zeros((k, X.shape[0]), dtype=np.float32)
@@ -96,7 +98,7 @@ def _renormalised_means(X: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndar
     return (sums / norm).astype(np.float32), np.bincount(idx, minlength=k)
 
 
-def kmeans_plus_plus(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+def kmeans_plus_plus(X: Array, k: int, rng: np.random.Generator) -> Array:
     """k seeded k-means++ centres (rows of X, unit vectors) for spherical k-means.
 
     Greedy k-means++ (as scikit-learn's): each new centre is the best of 2 + ln(k) points
@@ -125,9 +127,9 @@ def kmeans_plus_plus(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndar
     return centres
 
 
-def _lloyd_numpy(X: np.ndarray, Xt: np.ndarray, centroids: np.ndarray, iterations: int) -> np.ndarray:
+def _lloyd_numpy(X: Array, Xt: Array, centroids: Array, iterations: int) -> Array:
     k = centroids.shape[0]
-    idx = None
+    idx: Array | None = None
     for _ in range(iterations):
         new_idx, best = _assign(Xt, centroids)
         if idx is not None and np.array_equal(new_idx, idx):
@@ -143,7 +145,7 @@ def _lloyd_numpy(X: np.ndarray, Xt: np.ndarray, centroids: np.ndarray, iteration
     return centroids
 
 
-def _lloyd_faiss(faiss, X: np.ndarray, centroids: np.ndarray, iterations: int, seed: int) -> np.ndarray:
+def _lloyd_faiss(faiss: ModuleType, X: Array, centroids: Array, iterations: int, seed: int) -> Array:
     k, d = centroids.shape
     km = faiss.Kmeans(
         d,
@@ -162,7 +164,7 @@ def _lloyd_faiss(faiss, X: np.ndarray, centroids: np.ndarray, iterations: int, s
 
 
 def spherical_kmeans(
-    X: np.ndarray,
+    X: Array,
     k: int = DEFAULT_CLUSTERS,
     seed: int = 0,
     restarts: int = DEFAULT_RESTARTS,
@@ -191,7 +193,7 @@ def spherical_kmeans(
         raise EmbeddingsError("faiss is not installed; install faiss-cpu or let k-means use NumPy.")
     Xt = np.ascontiguousarray(X.T)
     rng = np.random.default_rng(seed)
-    best = None
+    best: tuple[float, Array, Array] | None = None
     for r in range(max(1, int(restarts))):
         progress.check_cancelled()
         init = kmeans_plus_plus(X, k, rng)
@@ -204,6 +206,7 @@ def spherical_kmeans(
         if best is None or inertia < best[0]:
             best = (inertia, c, idx)
         progress.set_progress(100.0 * (r + 1) / max(1, int(restarts)))
+    assert best is not None  # max(1, restarts) runs always keep one
     inertia, c, idx = best
     sizes = np.bincount(idx, minlength=k)
     order = np.lexsort((np.arange(k), -sizes))
@@ -215,7 +218,7 @@ def spherical_kmeans(
     )
 
 
-def silhouette(X: np.ndarray, labels: np.ndarray) -> float:
+def silhouette(X: Array, labels: Array) -> float:
     """Mean silhouette with cosine distance (1 - cos) of unit rows X under ``labels``.
 
     Per point: a = mean distance to the other points of its cluster, b = the lowest mean
@@ -246,12 +249,12 @@ def silhouette(X: np.ndarray, labels: np.ndarray) -> float:
 
 
 def choose_k(
-    X: np.ndarray,
-    k_range: tuple = K_RANGE,
+    X: Array,
+    k_range: tuple[int, int] = K_RANGE,
     seed: int = 0,
     use_faiss: bool | None = False,
     progress: Progress | None = None,
-) -> tuple[int, dict]:
+) -> tuple[int, dict[int, float]]:
     """The number of clusters in ``k_range`` with the highest mean silhouette, and the scores.
 
     Criterion: for every k, spherical k-means (2 restarts) on a seeded subsample of
@@ -279,7 +282,7 @@ def choose_k(
         raise EmbeddingsError(
             f"Too few valid pixels ({X.shape[0]}) to choose a number of clusters; give a larger area."
         )
-    scores = {}
+    scores: dict[int, float] = {}
     ks = list(range(lo, hi + 1))
     for i, k in enumerate(ks):
         progress.check_cancelled()

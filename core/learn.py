@@ -25,10 +25,15 @@ Logistic, centroid and kNN models are saved as plain arrays in an ``.npz`` (``sa
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from .arrays import Array
 from .errors import EmbeddingsError
 from .search import load_faiss
 
@@ -53,21 +58,22 @@ SAVABLE = ("logistic", "knn", "centroid")
 # ----------------------------------------------------------------------------- helpers
 
 
-def unit_rows(X: np.ndarray, what: str = "training vectors") -> np.ndarray:
+def unit_rows(X: ArrayLike, what: str = "training vectors") -> Array:
     """float32 (n, bands) rows renormalised to unit length; refuses rows without data."""
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
         raise EmbeddingsError(f"The {what} must be a non-empty table of vectors (pixels x bands).")
-    norm = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
+    norm: Array = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
     bad = ~np.isfinite(norm) | (norm == 0)
     if bad.any():
         raise EmbeddingsError(
             f"{int(bad.sum())} of the {what} have no data (NaN or all zero); drop those pixels before fitting."
         )
-    return (X / norm[:, None]).astype(np.float32)
+    unit: Array = X / norm[:, None]  # float64: float32 rows over float64 norms
+    return unit.astype(np.float32)
 
 
-def column_norms(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def column_norms(values: Array) -> tuple[Array, Array]:
     """Norms (n,) of the columns of a (bands, n) chunk, with 1 where a column is unusable,
     and the mask of usable columns (finite, non-zero)."""
     norm = np.sqrt(np.einsum("bn,bn->n", values, values))
@@ -76,7 +82,7 @@ def column_norms(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return norm, ok
 
 
-def best_two(scores: np.ndarray, need_second: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def best_two(scores: Array, need_second: bool = True) -> tuple[Array, Array, Array | None]:
     """Index (int32), value and runner-up value of the largest score in each column.
 
     ``scores`` is (classes, n). A pass per class over contiguous rows: as fast as
@@ -88,7 +94,7 @@ def best_two(scores: np.ndarray, need_second: bool = True) -> tuple[np.ndarray, 
     for c in range(1, scores.shape[0]):
         row = scores[c]
         better = row > best
-        if need_second:
+        if second is not None:
             # The runner-up is the larger of the old best (when beaten) and this row (when not).
             np.maximum(second, np.where(better, best, row), out=second)
         idx[better] = c
@@ -96,7 +102,7 @@ def best_two(scores: np.ndarray, need_second: bool = True) -> tuple[np.ndarray, 
     return idx, best, second
 
 
-def as_chunk(values: np.ndarray, bands: int) -> np.ndarray:
+def as_chunk(values: Array, bands: int) -> Array:
     """A (bands, pixels) float32 array of the expected band count, or one sentence why not."""
     values = np.asarray(values)
     if values.ndim != 2:
@@ -123,8 +129,8 @@ def check_bands(model_bands: int, data_bands: int) -> None:
 class Classifier:
     """A fitted classifier: class codes (sorted), their names, and the band count it expects."""
 
-    codes: np.ndarray
-    names: tuple
+    codes: Array
+    names: tuple[str, ...]
     bands: int
     method: str = field(init=False, default="")
 
@@ -132,7 +138,7 @@ class Classifier:
     def n_classes(self) -> int:
         return int(len(self.codes))
 
-    def predict_block(self, values: np.ndarray, nodata: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    def predict_block(self, values: Array, nodata: int = -1) -> tuple[Array, Array]:
         """Class codes (int32) and confidence (float32) of the columns of a (bands, n) chunk.
 
         Columns with NaN or an all-zero vector get ``nodata`` and a NaN confidence. The
@@ -154,17 +160,17 @@ class Classifier:
             conf[sl] = np.where(ok, c, np.nan)
         return out, conf
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: ArrayLike) -> Array:
         """Class codes (int32) of (n, bands) rows (a convenience over ``predict_block``)."""
         return self.predict_block(np.asarray(X, dtype=np.float32).T)[0]
 
     def _chunk_pixels(self) -> int:
         return CHUNK_PIXELS
 
-    def _predict_chunk(self, values: np.ndarray, norm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _predict_chunk(self, values: Array, norm: Array) -> tuple[Array, Array]:
         raise NotImplementedError
 
-    def arrays(self) -> dict:
+    def arrays(self) -> dict[str, Array | np.int64]:
         """The arrays that define the model (saved by ``save_model``)."""
         raise NotImplementedError
 
@@ -177,21 +183,21 @@ class LogisticModel(Classifier):
     standardisation used for fitting is folded in). Confidence: the winning class's probability.
     """
 
-    weights: np.ndarray = None
-    bias: np.ndarray = None
+    weights: Array
+    bias: Array
     method: str = field(init=False, default="logistic")
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.weights = np.ascontiguousarray(self.weights, dtype=np.float32)
         self.bias = np.ascontiguousarray(self.bias, dtype=np.float32)
 
-    def logits(self, values: np.ndarray, norm: np.ndarray) -> np.ndarray:
-        s = self.weights @ values
+    def logits(self, values: Array, norm: Array) -> Array:
+        s: Array = self.weights @ values
         s /= norm
         s += self.bias[:, None]
         return s
 
-    def _predict_chunk(self, values, norm):
+    def _predict_chunk(self, values: Array, norm: Array) -> tuple[Array, Array]:
         s = self.logits(values, norm)
         idx, best, _ = best_two(s, need_second=False)
         s -= best
@@ -199,16 +205,17 @@ class LogisticModel(Classifier):
         # max probability = 1 / sum(exp(logit - max logit))
         return idx, 1.0 / s.sum(axis=0)
 
-    def probabilities(self, X: np.ndarray) -> np.ndarray:
+    def probabilities(self, X: ArrayLike) -> Array:
         """Class probabilities (n, classes) float64 of (n, bands) rows (for tests and reports)."""
         values = as_chunk(np.asarray(X, dtype=np.float32).T, self.bands)
         norm, _ = column_norms(values)
         s = self.logits(values, norm).astype(np.float64)
         s -= s.max(axis=0)
         p = np.exp(s)
-        return (p / p.sum(axis=0)).T
+        total: Array = p.sum(axis=0)
+        return (p / total).T
 
-    def arrays(self):
+    def arrays(self) -> dict[str, Array | np.int64]:
         return {"weights": self.weights, "bias": self.bias}
 
 
@@ -217,18 +224,18 @@ class CentroidModel(Classifier):
     """Nearest class centroid by cosine; confidence = cosine to the best centroid minus the
     cosine to the runner-up (0 = on the boundary)."""
 
-    centroids: np.ndarray = None
+    centroids: Array
     method: str = field(init=False, default="centroid")
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.centroids = np.ascontiguousarray(self.centroids, dtype=np.float32)
 
-    def _predict_chunk(self, values, norm):
+    def _predict_chunk(self, values: Array, norm: Array) -> tuple[Array, Array]:
         # The norm does not change the ranking: divide only the margin, not every score.
         idx, best, second = best_two(self.centroids @ values)
         return idx, (best - second) / norm
 
-    def arrays(self):
+    def arrays(self) -> dict[str, Array | np.int64]:
         return {"centroids": self.centroids}
 
 
@@ -244,33 +251,33 @@ class KnnModel(Classifier):
     the tied classes.
     """
 
-    vectors: np.ndarray = None  # (m, bands) float32, unit rows
-    labels: np.ndarray = None  # (m,) int32 index into codes
+    vectors: Array  # (m, bands) float32, unit rows
+    labels: Array  # (m,) int32 index into codes
     k: int = DEFAULT_K_NEIGHBORS
     use_faiss: bool | None = None  # None: faiss when importable
     method: str = field(init=False, default="knn")
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
         self.labels = np.ascontiguousarray(self.labels, dtype=np.int32)
         self.k = int(self.k)
         self._vectors64 = self.vectors.astype(np.float64)
-        self._faiss = load_faiss() if self.use_faiss in (None, True) else None
+        self._faiss: ModuleType | None = load_faiss() if self.use_faiss in (None, True) else None
         if self.use_faiss and self._faiss is None:
             raise EmbeddingsError("faiss is not installed; install faiss-cpu or let the kNN use NumPy.")
-        self._index = None
+        self._index: Any = None  # a faiss.IndexFlatIP once built (faiss has no type information)
 
     @property
     def search(self) -> str:
         """Which library finds the candidate neighbours: "faiss" or "numpy"."""
         return "faiss" if self._faiss is not None else "numpy"
 
-    def _chunk_pixels(self):
+    def _chunk_pixels(self) -> int:
         if self._faiss is not None:
             return CHUNK_PIXELS
         return max(256, KNN_SCORE_CELLS // max(1, self.vectors.shape[0]))
 
-    def _candidates(self, q: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    def _candidates(self, q: Array, depth: int) -> tuple[Array, Array]:
         """(n, depth) training rows of highest inner product with unit rows q (n, bands) and
         those float32 products, best first."""
         if self._faiss is not None:
@@ -288,7 +295,7 @@ class KnnModel(Classifier):
         order = np.argsort(-scores, axis=1, kind="stable")
         return np.take_along_axis(ids, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
-    def neighbours(self, q: np.ndarray) -> np.ndarray:
+    def neighbours(self, q: Array) -> Array:
         """The K nearest training rows (n, K) of unit rows q (n, bands), nearest first.
 
         Where the float32 products of the K + 1 best candidates are all further apart than
@@ -315,7 +322,7 @@ class KnnModel(Classifier):
             out[unsure] = np.take_along_axis(c, order, axis=1)
         return out
 
-    def _predict_chunk(self, values, norm):
+    def _predict_chunk(self, values: Array, norm: Array) -> tuple[Array, Array]:
         q = np.ascontiguousarray((values / norm).T)
         q[~np.isfinite(q)] = 0.0  # unusable columns are masked by the caller; keep faiss away from NaN
         nb = self.neighbours(q)
@@ -333,8 +340,14 @@ class KnnModel(Classifier):
         idx = key.argmax(axis=1).astype(np.int32)
         return idx, (counts[ar, idx] / np.float32(k)).astype(np.float32)
 
-    def arrays(self):
+    def arrays(self) -> dict[str, Array | np.int64]:
         return {"vectors": self.vectors, "labels": self.labels, "k": np.int64(self.k)}
+
+
+class ProbabilisticEstimator(Protocol):
+    """What ForestModel uses of a fitted scikit-learn classifier (scikit-learn has no type information)."""
+
+    def predict_proba(self, X: Array) -> Array: ...
 
 
 @dataclass
@@ -342,27 +355,27 @@ class ForestModel(Classifier):
     """scikit-learn's RandomForestClassifier on unit vectors; confidence = the share of trees'
     probability for the winning class. Not savable (its only format is pickle)."""
 
-    estimator: object = None
+    estimator: ProbabilisticEstimator
     method: str = field(init=False, default="forest")
 
-    def _chunk_pixels(self):
+    def _chunk_pixels(self) -> int:
         return 16384
 
-    def _predict_chunk(self, values, norm):
+    def _predict_chunk(self, values: Array, norm: Array) -> tuple[Array, Array]:
         q = (values / norm).T
         q[~np.isfinite(q)] = 0.0
         p = self.estimator.predict_proba(q).astype(np.float32)
         idx = p.argmax(axis=1).astype(np.int32)
         return idx, p[np.arange(p.shape[0]), idx]
 
-    def arrays(self):
+    def arrays(self) -> dict[str, Array | np.int64]:
         raise EmbeddingsError("A random forest cannot be saved as plain arrays; choose logistic, kNN or centroid.")
 
 
 # ----------------------------------------------------------------------------- fitting
 
 
-def _training(X, y, names) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
+def _training(X: ArrayLike, y: ArrayLike, names: dict[int, str] | None) -> tuple[Array, Array, Array, tuple[str, ...]]:
     """Unit rows, class index per row, sorted class codes and their names."""
     X = unit_rows(X)
     y = np.asarray(y)
@@ -386,7 +399,7 @@ def _training(X, y, names) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
     return X, index.astype(np.int32), codes.astype(np.int64), tuple(str(names.get(int(c), int(c))) for c in codes)
 
 
-def standardisation(X: np.ndarray) -> tuple[np.ndarray, float]:
+def standardisation(X: Array) -> tuple[Array, float]:
     """Centre (mean row) and one global scale of unit rows X used to fit the logistic model.
 
     Centring makes the intercept cheap to learn. The scale is one number (the RMS deviation
@@ -400,7 +413,9 @@ def standardisation(X: np.ndarray) -> tuple[np.ndarray, float]:
     return mu, (scale if scale > 0 else 1.0)
 
 
-def fit_logistic(X, y, names: dict | None = None, c: float = DEFAULT_C, max_iter: int = 1000) -> LogisticModel:
+def fit_logistic(
+    X: ArrayLike, y: ArrayLike, names: dict[int, str] | None = None, c: float = DEFAULT_C, max_iter: int = 1000
+) -> LogisticModel:
     """Multinomial logistic regression, L2-penalised, on the standardised unit vectors.
 
     Minimises sum_i -log p(y_i | z_i) + |W|^2 / (2 c) over W (classes, bands) and b (classes,),
@@ -422,7 +437,7 @@ def fit_logistic(X, y, names: dict | None = None, c: float = DEFAULT_C, max_iter
     onehot[np.arange(n), idx] = 1.0
     inv_c = 1.0 / float(c)
 
-    def fg(theta: np.ndarray) -> tuple[float, np.ndarray]:
+    def fg(theta: Array) -> tuple[float, Array]:
         W = theta[: k * bands].reshape(k, bands)
         b = theta[k * bands :]
         s = Z @ W.T + b
@@ -443,8 +458,13 @@ def fit_logistic(X, y, names: dict | None = None, c: float = DEFAULT_C, max_iter
 
 
 def lbfgs(
-    fg, x0: np.ndarray, max_iter: int = 1000, memory: int = 10, gtol: float = 1e-6, ftol: float = 1e-12
-) -> np.ndarray:
+    fg: Callable[[Array], tuple[float, Array]],
+    x0: ArrayLike,
+    max_iter: int = 1000,
+    memory: int = 10,
+    gtol: float = 1e-6,
+    ftol: float = 1e-12,
+) -> Array:
     """Minimise a smooth function by L-BFGS with a backtracking (Armijo) line search.
 
     ``fg(x) -> (f, gradient)``. Stops when the largest gradient component falls below
@@ -453,8 +473,8 @@ def lbfgs(
     """
     x = np.asarray(x0, dtype=np.float64).copy()
     f, g = fg(x)
-    s_hist: list[np.ndarray] = []
-    y_hist: list[np.ndarray] = []
+    s_hist: list[Array] = []
+    y_hist: list[Array] = []
     for it in range(max_iter):
         if np.max(np.abs(g)) <= gtol:
             break
@@ -500,7 +520,7 @@ def lbfgs(
     return x
 
 
-def fit_centroid(X, y, names: dict | None = None) -> CentroidModel:
+def fit_centroid(X: ArrayLike, y: ArrayLike, names: dict[int, str] | None = None) -> CentroidModel:
     """Class centroids: the renormalised mean of each class's unit vectors."""
     X, idx, codes, names_t = _training(X, y, names)
     sums = np.zeros((codes.size, X.shape[1]), dtype=np.float64)
@@ -512,7 +532,13 @@ def fit_centroid(X, y, names: dict | None = None) -> CentroidModel:
     return CentroidModel(codes=codes, names=names_t, bands=X.shape[1], centroids=sums / norm)
 
 
-def fit_knn(X, y, names: dict | None = None, k: int = DEFAULT_K_NEIGHBORS, use_faiss: bool | None = None) -> KnnModel:
+def fit_knn(
+    X: ArrayLike,
+    y: ArrayLike,
+    names: dict[int, str] | None = None,
+    k: int = DEFAULT_K_NEIGHBORS,
+    use_faiss: bool | None = None,
+) -> KnnModel:
     """Store the unit training vectors for a K-nearest-neighbour vote."""
     X, idx, codes, names_t = _training(X, y, names)
     k = int(k)
@@ -525,7 +551,9 @@ def fit_knn(X, y, names: dict | None = None, k: int = DEFAULT_K_NEIGHBORS, use_f
     return KnnModel(codes=codes, names=names_t, bands=X.shape[1], vectors=X, labels=idx, k=k, use_faiss=use_faiss)
 
 
-def fit_forest(X, y, names: dict | None = None, seed: int = 0, trees: int = FOREST_TREES) -> ForestModel:
+def fit_forest(
+    X: ArrayLike, y: ArrayLike, names: dict[int, str] | None = None, seed: int = 0, trees: int = FOREST_TREES
+) -> ForestModel:
     """scikit-learn's RandomForestClassifier (seeded); refused with the install command without it."""
     from .deps import require
 
@@ -540,9 +568,9 @@ def fit_forest(X, y, names: dict | None = None, seed: int = 0, trees: int = FORE
 
 def fit_classifier(
     method: str,
-    X,
-    y,
-    names: dict | None = None,
+    X: ArrayLike,
+    y: ArrayLike,
+    names: dict[int, str] | None = None,
     seed: int = 0,
     k_neighbors: int = DEFAULT_K_NEIGHBORS,
     c: float = DEFAULT_C,
@@ -563,7 +591,7 @@ def fit_classifier(
 # ----------------------------------------------------------------------------- model files
 
 
-def save_model(model: Classifier, path: str | os.PathLike) -> None:
+def save_model(model: Classifier, path: str | os.PathLike[str]) -> None:
     """Write a logistic, centroid or kNN model as plain arrays in an .npz (no pickle).
 
     Written under a temporary name and renamed into place, so a failed save leaves no file.
@@ -574,7 +602,7 @@ def save_model(model: Classifier, path: str | os.PathLike) -> None:
         raise EmbeddingsError(
             f"A {model.method} model cannot be saved as plain arrays; choose logistic, kNN or centroid to save one."
         )
-    arrays = {
+    arrays: dict[str, Array | np.int64] = {
         "format": np.array(MODEL_FORMAT),
         "version": np.int64(MODEL_VERSION),
         "method": np.array(model.method),
@@ -595,7 +623,7 @@ _REQUIRED = {
 }
 
 
-def load_model(path: str | os.PathLike, use_faiss: bool | None = None) -> Classifier:
+def load_model(path: str | os.PathLike[str], use_faiss: bool | None = None) -> Classifier:
     """Read a model written by ``save_model``; refuse anything else in one sentence."""
     name = os.fspath(path)
     not_model = f"{name} is not an Earth Embeddings classifier model (saved by the classify algorithm's model output)"
@@ -625,23 +653,27 @@ def load_model(path: str | os.PathLike, use_faiss: bool | None = None) -> Classi
     try:
         if len(names) != c or c < 2 or bands < 1:
             raise ValueError
+        model: Classifier
         if method == "logistic":
-            model = LogisticModel(codes=codes, names=names, bands=bands, **parts)
-            ok = model.weights.shape == (c, bands) and model.bias.shape == (c,)
+            logistic = LogisticModel(codes=codes, names=names, bands=bands, **parts)
+            ok = logistic.weights.shape == (c, bands) and logistic.bias.shape == (c,)
+            model = logistic
         elif method == "centroid":
-            model = CentroidModel(codes=codes, names=names, bands=bands, **parts)
-            ok = model.centroids.shape == (c, bands)
+            centroid = CentroidModel(codes=codes, names=names, bands=bands, **parts)
+            ok = centroid.centroids.shape == (c, bands)
+            model = centroid
         else:
             k = int(parts.pop("k"))
-            model = KnnModel(codes=codes, names=names, bands=bands, k=k, use_faiss=use_faiss, **parts)
-            m = model.vectors.shape[0]
+            knn = KnnModel(codes=codes, names=names, bands=bands, k=k, use_faiss=use_faiss, **parts)
+            m = knn.vectors.shape[0]
             ok = (
-                model.vectors.shape == (m, bands)
-                and model.labels.shape == (m,)
+                knn.vectors.shape == (m, bands)
+                and knn.labels.shape == (m,)
                 and 1 <= k <= m
-                and model.labels.min() >= 0
-                and model.labels.max() < c
+                and knn.labels.min() >= 0
+                and knn.labels.max() < c
             )
+            model = knn
         finite = all(np.all(np.isfinite(np.asarray(a, dtype=np.float64))) for a in parts.values())
         if not (ok and finite):
             raise ValueError

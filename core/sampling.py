@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arrays import Array
 from .errors import EmbeddingsError
 
 DEFAULT_CAP_PER_FEATURE = 200
@@ -17,7 +18,7 @@ DEFAULT_SAMPLE_SIZE = 200_000
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-def hash_keys(ids: np.ndarray, seed: int) -> np.ndarray:
+def hash_keys(ids: Array, seed: int) -> Array:
     """uint64 pseudo-random keys of integer ids: splitmix64 of (id + seed * golden gamma).
 
     A counter-based generator: a pixel's key depends only on its id and the seed, never on
@@ -32,7 +33,7 @@ def hash_keys(ids: np.ndarray, seed: int) -> np.ndarray:
     return z & _M64
 
 
-def cap_per_feature(groups: np.ndarray, cap: int = DEFAULT_CAP_PER_FEATURE, seed: int = 0) -> np.ndarray:
+def cap_per_feature(groups: Array, cap: int = DEFAULT_CAP_PER_FEATURE, seed: int = 0) -> Array:
     """Indices (sorted) of at most ``cap`` pixels of each feature, a seeded random subset.
 
     ``groups`` gives each labelled pixel's feature id. A feature with ``cap`` pixels or
@@ -77,10 +78,10 @@ class ReservoirSampler:
         self._next_id = 0
         self._keys = np.zeros(0, dtype=np.uint64)
         self._ids = np.zeros(0, dtype=np.int64)
-        self._rows: np.ndarray | None = None
+        self._rows: Array | None = None
         self._count = 0
 
-    def add(self, values: np.ndarray, valid: np.ndarray | None = None, ids: np.ndarray | None = None) -> None:
+    def add(self, values: Array, valid: Array | None = None, ids: Array | None = None) -> None:
         """Offer the columns of a (bands, n) block; ``valid`` (n,) marks those with data."""
         values = np.asarray(values)
         if values.ndim != 2:
@@ -129,7 +130,7 @@ class ReservoirSampler:
         self._ids[free] = ids[src]
         self._count = int(np.count_nonzero(self._ids >= 0))
 
-    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+    def sample(self) -> tuple[Array, Array]:
         """(vectors (m, bands), pixel ids (m,)) sorted by id; m = min(size, valid pixels seen)."""
         if self._rows is None:
             return np.zeros((0, 0)), np.zeros(0, dtype=np.int64)
