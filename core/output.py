@@ -158,6 +158,8 @@ def open_class_output(
 ) -> contextlib.AbstractContextManager[RasterWriter]:
     """A single-band integer GeoTIFF (class or cluster codes) written atomically."""
     return _open_output(path, grid, (band,), dtype, nodata, tags or {})
+
+
 def open_int16_output(
     path: str,
     grid: Grid,
