@@ -275,6 +275,9 @@ class BlockCache:
 
 CACHE = BlockCache(cache_budget())
 
+# Per decode thread: the buffer of the last block a window took whole (so no longer needed).
+_scratch = threading.local()
+
 # Remote blocks next to each other in the file are fetched together (see TileBlocks._groups).
 MERGE_GAP = 64  # ghost bytes between blocks (COG leaders and trailers), never a whole block
 MERGE_MIN = 256 * 1024
@@ -451,6 +454,8 @@ class TileBlocks:
         self._place(lv, p, block, out)
         if not p.whole:
             CACHE.put((self._owner, level, p.band, p.brow, p.bcol), block)
+        else:
+            _scratch.free = block  # used up: the thread decodes its next whole block into it
 
     def _failed(self, exc: Exception) -> EmbeddingsError:
         return EmbeddingsError(
@@ -462,7 +467,12 @@ class TileBlocks:
         """One block decoded; ``raw``: its compressed bytes when they were fetched already."""
         rows = lv.rows_in(p.brow)
         shape: tuple[int, ...] = (rows, lv.block_width) if lv.planar == 2 else (rows, lv.block_width, lv.bands)
-        block = np.empty(shape, dtype=lv.dtype.newbyteorder("="))
+        dtype = lv.dtype.newbyteorder("=")
+        spare: Array | None = getattr(_scratch, "free", None)
+        if p.whole and spare is not None and spare.shape == shape and spare.dtype == dtype:
+            block, _scratch.free = spare, None  # no new pages to fault in for every block
+        else:
+            block = np.empty(shape, dtype=dtype)
         offset, size = lv.byte_range(max(p.band, 0), p.brow, p.bcol)
         try:
             if size == 0:  # a sparse block: GDAL reads it as no-data (or 0)

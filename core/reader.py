@@ -261,10 +261,9 @@ class MosaicReader:
     def _read_fine(self, grid: Grid, window: Window) -> tuple[Array, Array]:
         plan = self.plan
         h, w = window.height, window.width
-        if plan.quantised:
-            out = np.full((plan.bands, h, w), NODATA, dtype=np.int8)
-        else:
-            out = np.full((plan.bands, h, w), np.nan, dtype=np.float32)
+        # Not pre-filled (64 bands of a 1024 px window are 64 MB to write once more): pixels no
+        # tile fills are set to no-data at the end.
+        out = np.empty((plan.bands, h, w), dtype=np.int8 if plan.quantised else np.float32)
         filled = np.zeros((h, w), dtype=bool)
         wb = grid.window_bounds(window)
         xs, ys = grid.centres(window)
@@ -285,6 +284,8 @@ class MosaicReader:
                 _fill_general(tile, level, t, shape, *mesh[tile.crs], out, filled, plan.quantised)
             if filled.all():
                 break
+        if not filled.all():
+            np.copyto(out, NODATA if plan.quantised else np.nan, where=~filled[None])
         return out, filled
 
 
@@ -352,6 +353,12 @@ def _fill_separable(
     need = ~filled[r_lo:r_hi, c_lo:c_hi]
     if not need.any():
         return
+    if not need.all():  # read only the rows and columns still to fill (holes left by other tiles)
+        rows_any = np.nonzero(need.any(axis=1))[0]
+        cols_any = np.nonzero(need.any(axis=0))[0]
+        r_lo, r_hi = r_lo + rows_any[0], r_lo + rows_any[-1] + 1
+        c_lo, c_hi = c_lo + cols_any[0], c_lo + cols_any[-1] + 1
+        need = ~filled[r_lo:r_hi, c_lo:c_hi]
     tc = cols[c_lo:c_hi]
     tr = rows[r_lo:r_hi]
     c0, c1 = int(tc.min()), int(tc.max()) + 1
@@ -367,8 +374,8 @@ def _fill_separable(
         # straight into the output, flipping bottom-up rows on the way; no copy of the window.
         tile.read_into(level, (r0, r1), (c0, c1), region if rows_same else region[:, ::-1, :])
         ok = _valid_of(tile, region, quantised)
-        if not ok.all():
-            region[:, ~ok] = NODATA if quantised else np.nan
+        if not ok.all():  # a masked copy: no index arrays of 64 bands' pixels
+            np.copyto(region, NODATA if quantised else np.nan, where=~ok[None])
         filled[r_lo:r_hi, c_lo:c_hi] |= ok
         return
     data = _read_as(tile, level, (r0, r1), (c0, c1), quantised)
@@ -384,7 +391,7 @@ def _fill_separable(
     if ok.all():
         region[...] = sub
     else:
-        region[:, ok] = sub[:, ok]
+        np.copyto(region, sub, where=ok[None])
     filled[r_lo:r_hi, c_lo:c_hi] |= ok
 
 

@@ -93,6 +93,15 @@ class Level:
         k = self.index(band, brow, bcol)
         return int(self.offsets[k]), int(self.byte_counts[k])
 
+    def bytes_under(self, rows: tuple[int, int], cols: tuple[int, int]) -> int:
+        """Compressed bytes of every block (all bands) under rows [r0, r1) x cols [c0, c1)."""
+        total = 0
+        for band in range(self.bands if self.planar == 2 else 1):
+            for brow in range(rows[0] // self.block_height, (rows[1] - 1) // self.block_height + 1):
+                for bcol in range(cols[0] // self.block_width, (cols[1] - 1) // self.block_width + 1):
+                    total += self.byte_range(band, brow, bcol)[1]
+        return total
+
 
 @dataclass
 class Layout:
