@@ -6,6 +6,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import os
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,8 +21,11 @@ class Stats:
         self.paths: list[str] = []
         self.ranges: list[str] = []
         self.fetches: list[tuple[str, str]] = []  # (path, range) of every range request
+        self.bytes_by_path: dict[str, int] = {}
         self.user_agents: set[str] = set()
         self.status_counts: dict[int, int] = {}
+        self.in_flight = 0
+        self.max_in_flight = 0  # requests being answered at the same time, at most
 
     def reset(self):
         with self.lock:
@@ -30,7 +34,9 @@ class Stats:
             self.paths.clear()
             self.ranges.clear()
             self.fetches.clear()
+            self.bytes_by_path.clear()
             self.status_counts.clear()
+            self.max_in_flight = self.in_flight
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -50,6 +56,7 @@ class RangeServer:
         forbid_default_agent: bool = False,
         truncate_every: int = 0,
         stall_s: float = 0.0,
+        require_agent: str | None = None,
     ):
         self.root = Path(root).resolve()
         self.stats = Stats()
@@ -58,7 +65,8 @@ class RangeServer:
         self.drop_every = drop_every
         self.forbid_default_agent = forbid_default_agent
         self.truncate_every = truncate_every  # send half the body, then close
-        self.stall_s = stall_s  # wait this long before answering
+        self.stall_s = stall_s  # wait this long before answering (latency of a distant store)
+        self.require_agent = require_agent  # 403 for any other User-Agent (the public store's rule)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,6 +74,13 @@ class RangeServer:
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                # Headers and body leave in separate writes: without this, Nagle's algorithm
+                # holds the body until the client's delayed ACK (~40 ms a request on loopback),
+                # a stall no real object store adds.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_HEAD(self):  # noqa: N802
                 self._serve(head=True)
@@ -85,8 +100,20 @@ class RangeServer:
                     st.paths.append(self.path)
                     st.user_agents.add(self.headers.get("User-Agent", ""))
                 self._head = head
+                with st.lock:
+                    st.in_flight += 1
+                    st.max_in_flight = max(st.max_in_flight, st.in_flight)
+                try:
+                    self._answer(head, st, n)
+                finally:
+                    with st.lock:
+                        st.in_flight -= 1
+
+            def _answer(self, head, st, n):
                 if server.stall_s:
                     time.sleep(server.stall_s)
+                if server.require_agent and self.headers.get("User-Agent", "") != server.require_agent:
+                    return self._error(403)
                 if server.forbid_default_agent and "python-urllib" in self.headers.get("User-Agent", "").lower():
                     return self._error(403)
                 if server.drop_every and n % server.drop_every == 0:
@@ -173,6 +200,7 @@ class RangeServer:
                         return
                     with st.lock:
                         st.bytes_sent += len(body)
+                        st.bytes_by_path[self.path] = st.bytes_by_path.get(self.path, 0) + len(body)
                     self.wfile.write(body)
 
             def _error(self, status):

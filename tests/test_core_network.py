@@ -12,12 +12,6 @@ from earth_embeddings.core.errors import EmbeddingsError
 from earth_embeddings.core.remote import cache_dir, fetch_cached
 
 
-@pytest.fixture
-def fresh_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EARTH_EMBEDDINGS_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 @pytest.fixture(scope="module")
 def reference(sample_index, truth, tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "ref.tif"

@@ -67,12 +67,7 @@ def _block_bytes(path, x0, y0, x1, y1):
         t = ds.transform
     cols = sorted(int((x - t.c) // t.a) for x in (x0 + 1, x1 - 1))
     rows = sorted(int((y - t.f) // t.e) for y in (y0 + 1, y1 - 1))
-    total = 0
-    for band in range(lv.bands):
-        for brow in range(rows[0] // lv.block_height, rows[1] // lv.block_height + 1):
-            for bcol in range(cols[0] // lv.block_width, cols[1] // lv.block_width + 1):
-                total += lv.byte_range(band, brow, bcol)[1]
-    return total
+    return lv.bytes_under((rows[0], rows[1] + 1), (cols[0], cols[1] + 1))
 
 
 def test_index_is_cached_and_revalidated_by_etag(mirror):
