@@ -334,3 +334,17 @@ def test_scanning_reports_progress_and_can_be_cancelled(tmp_path):
     assert stop.percents == sorted(stop.percents) and 0 < stop.percents[-1] < 100
     done = Log()
     assert len(open_collection(str(tmp_path), done)) == 12  # nothing half-written was kept
+
+
+@pytest.mark.xfail(strict=True, reason="core/reader.py make_plan: tile overlap area in degrees² over native_res² in m²")
+def test_the_plan_counts_the_bytes_of_a_geographic_tile(folders, truth):
+    from earth_embeddings.core.grid import grid_for_extent
+
+    w, s, e, n = truth.notes["bbox_wgs84"]
+    inner = (w + 0.4 * (e - w), s + 0.4 * (n - s), w + 0.6 * (e - w), s + 0.6 * (n - s))
+    grid = grid_for_extent(inner, "EPSG:4326", "EPSG:32616", 10.0)
+    (src,) = open_years(str(folders["ee"]), [2017])
+    with src, src.reader(grid) as reader:
+        native = reader.plan.tiles[0].meta.native_res
+        expected = grid.pixels * (10.0 / native) ** 2 * 64  # the tile's pixels under the grid, 64 bytes each
+        assert reader.plan.read_bytes > 0.5 * expected
