@@ -8,7 +8,7 @@ import numpy as np
 
 from .arrays import Array
 from .grid import Window
-from .quant import LUT, quantize
+from .quant import LUT, quantize, renormalise
 
 # Pixels per kernel step: 64 bands x 16384 px of float32 = 4 MB per temporary, cache-sized.
 CHUNK_PIXELS = 16384
@@ -66,7 +66,8 @@ class Block:
         return v
 
     def codes(self) -> Array:
-        """int8 codes (bands, h, w), quantising float data if needed."""
+        """int8 codes (bands, h, w), quantising float data if needed (renormalised first: codes
+        stand for unit vectors, and other products' vectors need not be unit length)."""
         if self.quantised:
             return self.data
-        return quantize(self.data)
+        return quantize(renormalise(self.data, axis=0))

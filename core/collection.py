@@ -1,9 +1,11 @@
 """AEF-style collections: an index of tiles (CSV, GPKG or Parquet) plus COG tiles.
 
-``open_collection(source)`` accepts a local index file (or the folder holding one), an
-http(s) URL of an index on a mirror, or an empty string for the public product on Source
-Cooperative. The index is loaded once into a small SQLite database with an R*Tree, kept
-in the user cache, so that a bbox + year query on a 300,000-row index takes milliseconds.
+``open_collection(source)`` accepts a local index file (or the folder holding one), a
+folder of embedding GeoTIFFs without an index (see core/folder.py), an http(s) URL of an
+index on a mirror, or an empty string for the public product on Source Cooperative. The
+index (or the folder's scan) is loaded once into a small SQLite database with an R*Tree,
+kept in the user cache, so that a bbox + year query on a 300,000-row index takes
+milliseconds.
 
 Resolving ``path`` (a contract other tools rely on):
 
@@ -31,6 +33,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from .errors import EmbeddingsError
+from .folder import ANY_YEAR, FolderScan, list_geotiffs, scan_folder
 from .progress import Progress
 from .remote import cache_dir, fetch_cached, head_ok
 
@@ -78,6 +81,16 @@ class Collection:
         self.label = label
         self._conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, check_same_thread=False)
         self._years: list[int] | None = None
+        notes = self._notes()
+        # A folder whose files carry no year: one collection for any year.
+        self.any_year = notes.get("any_year") == "1"
+        self.summary = notes.get("summary", "")
+
+    def _notes(self) -> dict[str, str]:
+        try:
+            return dict(self._conn.execute("SELECT key, value FROM notes").fetchall())
+        except sqlite3.OperationalError:  # an index's database has no notes
+            return {}
 
     def close(self) -> None:
         self._conn.close()
@@ -85,13 +98,15 @@ class Collection:
     def years(self) -> list[int]:
         if self._years is None:
             rows = self._conn.execute("SELECT DISTINCT year FROM tiles ORDER BY year").fetchall()
-            self._years = [int(r[0]) for r in rows]
+            self._years = [int(r[0]) for r in rows if int(r[0]) != ANY_YEAR]
         return self._years
 
     def __len__(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM tiles").fetchone()[0])
 
     def check_year(self, year: int) -> None:
+        if self.any_year:
+            return
         years = self.years()
         if int(year) not in years:
             listed = ", ".join(str(y) for y in years) or "none"
@@ -104,7 +119,7 @@ class Collection:
             "FROM tiles t JOIN tiles_rt r ON t.rid = r.id "
             "WHERE r.maxx >= ? AND r.minx <= ? AND r.maxy >= ? AND r.miny <= ? AND t.year = ? "
             "ORDER BY t.path",
-            (west, east, south, north, int(year)),
+            (west, east, south, north, ANY_YEAR if self.any_year else int(year)),
         ).fetchall()
         tiles = []
         for fid, yr, crs, path, w, s, e, n, uw, us, ue, un in rows:
@@ -196,10 +211,7 @@ def open_collection(source: str | None, progress: Progress | None = None) -> Col
                 path = path / name
                 break
         else:
-            raise EmbeddingsError(
-                f"The folder {path} holds no collection index (aef_index.csv, aef_index.gpkg or "
-                "aef_index.parquet); choose the index file itself."
-            )
+            return _open_folder(path, progress)
     if not path.exists():
         raise EmbeddingsError(f"The collection index {path} does not exist; check the path.")
     st = path.stat()
@@ -235,28 +247,64 @@ def _has_pyarrow() -> bool:
     return True
 
 
+def _open_folder(folder: Path, progress: Progress) -> Collection:
+    """A folder of embedding GeoTIFFs as a collection, its scan cached per state of its files
+    (paths, sizes and modification times): a changed, added or removed file rescans it."""
+    tiffs, others = list_geotiffs(folder)
+    root = str(folder.resolve())
+    state = "\n".join(f"{p}|{size}|{mtime}" for p, size, mtime in tiffs)
+    prefix = "folder-" + hashlib.sha1(root.encode()).hexdigest()[:16]
+    db = _cached_db(
+        f"{prefix}-{hashlib.sha1(f'{DB_VERSION}|{others}|{state}'.encode()).hexdigest()[:16]}",
+        lambda path: _write_folder_db(path, scan_folder(folder, tiffs, others, progress), progress),
+    )
+    for stale in db.parent.glob(f"{prefix}-*.sqlite"):
+        if stale != db:  # the scans of earlier states of the folder
+            stale.unlink(missing_ok=True)
+    collection = Collection(db, root, official=False, label=str(folder))
+    progress.info(f"The folder {folder} as a collection: {collection.summary}")
+    if collection.any_year:
+        progress.info(
+            f"The files under {folder} carry no year (no folder such as 2024/, no name such as "
+            "tile_2024.tif): they are one collection, read for any YEAR."
+        )
+    return collection
+
+
+def _write_folder_db(db_path: Path, scan: FolderScan, progress: Progress) -> None:
+    _write_db(db_path, scan.rows, progress, {"any_year": "1" if scan.any_year else "0", "summary": scan.summary})
+
+
 def _index_db(index_path: Path, identity: str, progress: Progress, name_hint: str | None = None) -> Path:
     """The SQLite copy of an index, built once per version of the index file."""
+    name = (name_hint or str(index_path)).lower().split("?")[0]
+    if not name.endswith((".csv", ".gpkg", ".parquet")):
+        raise EmbeddingsError(f"The collection index {name_hint or index_path} is not a .csv, .gpkg or .parquet file.")
+
+    def build(db_path: Path) -> None:
+        progress.info(f"Indexing the collection index {name_hint or index_path} (once per version)...")
+        if name.endswith(".csv"):
+            rows = _rows_csv(index_path)
+        elif name.endswith(".gpkg"):
+            rows = _rows_gpkg(index_path)
+        else:
+            rows = _rows_parquet(index_path)
+        _write_db(db_path, rows, progress)
+
+    return _cached_db(hashlib.sha1(f"{DB_VERSION}|{identity}".encode()).hexdigest()[:24], build)
+
+
+def _cached_db(key: str, build: Callable[[Path], None]) -> Path:
+    """The database ``key`` in the user cache, written by ``build`` (atomically) when missing."""
     folder = cache_dir() / "indexes"
     folder.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha1(f"{DB_VERSION}|{identity}".encode()).hexdigest()[:24]
     db_path = folder / f"{key}.sqlite"
     if db_path.exists():
         return db_path
-    name = (name_hint or str(index_path)).lower().split("?")[0]
-    progress.info(f"Indexing the collection index {name_hint or index_path} (once per version)...")
-    if name.endswith(".csv"):
-        rows = _rows_csv(index_path)
-    elif name.endswith(".gpkg"):
-        rows = _rows_gpkg(index_path)
-    elif name.endswith(".parquet"):
-        rows = _rows_parquet(index_path)
-    else:
-        raise EmbeddingsError(f"The collection index {name_hint or index_path} is not a .csv, .gpkg or .parquet file.")
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".part")
     os.close(fd)
     try:
-        _write_db(Path(tmp), rows, progress)
+        build(Path(tmp))
         os.replace(tmp, db_path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -264,7 +312,7 @@ def _index_db(index_path: Path, identity: str, progress: Progress, name_hint: st
     return db_path
 
 
-def _write_db(db_path: Path, rows: Iterable[Row], progress: Progress) -> None:
+def _write_db(db_path: Path, rows: Iterable[Row], progress: Progress, notes: dict[str, str] | None = None) -> None:
     conn = sqlite3.connect(db_path)
     try:
         conn.execute(
@@ -285,6 +333,9 @@ def _write_db(db_path: Path, rows: Iterable[Row], progress: Progress) -> None:
         if count == 0:
             raise EmbeddingsError("The collection index has no rows.")
         conn.execute("CREATE INDEX tiles_year ON tiles(year)")
+        if notes is not None:
+            conn.execute("CREATE TABLE notes (key TEXT PRIMARY KEY, value TEXT)")
+            conn.executemany("INSERT INTO notes VALUES (?, ?)", sorted(notes.items()))
         conn.commit()
     finally:
         conn.close()

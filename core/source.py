@@ -182,6 +182,13 @@ def open_years(
 ) -> list[CollectionSource]:
     """Sources for several years of one collection (its index is opened once)."""
     opened = open_collection(collection, progress)
+    distinct = sorted({int(y) for y in years})
+    if opened.any_year and len(distinct) > 1:
+        raise EmbeddingsError(
+            f"The files under {opened.label} carry no year, so they are one collection for any year: "
+            f"{distinct[0]} and {distinct[-1]} would read the same embeddings. Put each year's files in a "
+            "folder named after the year (2017/, 2024/) or give the years in the file names (tile_2024.tif)."
+        )
     return [CollectionSource(opened, int(y)) for y in years]
 
 

@@ -12,6 +12,7 @@ from qgis.PyQt.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QPushButton,
     QSizePolicy,
     QSpinBox,
@@ -40,13 +41,18 @@ class SearchDock(QgsDockWidget):
         self.source = QLineEdit(body)
         self.source.setPlaceholderText(PUBLIC_PRODUCT)
         self.source.setToolTip(
-            "The collection to search: an index file (aef_index.csv), its folder, or an index URL. "
+            "The collection to search: an index file (aef_index.csv), its folder, a folder of "
+            "embedding GeoTIFFs (TESSERA, Earth Engine exports...), or an index URL. "
             "Empty: the public AlphaEarth Foundations product (needs internet)."
         )
         self.browse = QToolButton(body)
         self.browse.setText("…")
-        self.browse.setToolTip("Choose a collection index file")
-        self.browse.clicked.connect(self.choose_source)
+        self.browse.setToolTip("Choose a collection index file, or a folder of embedding GeoTIFFs")
+        self.browse.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.browse)
+        self.browse_index = menu.addAction("Index file…", self.choose_source)
+        self.browse_folder = menu.addAction("Folder of embedding GeoTIFFs…", self.choose_folder)
+        self.browse.setMenu(menu)
         row = QHBoxLayout()
         row.addWidget(self.source)
         row.addWidget(self.browse)
@@ -139,6 +145,12 @@ class SearchDock(QgsDockWidget):
         path, _ = QFileDialog.getOpenFileName(
             self, "Collection index", self.source.text(), "Collection index (*.csv *.gpkg *.parquet);;All files (*)"
         )
+        if path:
+            self.source.setText(path)
+            self._changed()
+
+    def choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Folder of embedding GeoTIFFs", self.source.text())
         if path:
             self.source.setText(path)
             self._changed()

@@ -52,9 +52,14 @@ from .resources import icon_path
 SOURCE_HELP = (
     "The collection to read: a local index file (aef_index.csv, .gpkg or .parquet) or the folder "
     "holding it, an http(s) URL of an index on a mirror, or empty for the public AlphaEarth "
-    "Foundations product on Source Cooperative (needs internet)."
+    "Foundations product on Source Cooperative (needs internet). A folder without an index is "
+    "read as a collection of its embedding GeoTIFFs (TESSERA, Earth Engine exports, other per-pixel "
+    "products: two or more bands, in any CRS); it is scanned once and kept in the cache until its "
+    "files change. Years come from year folders (2024/) or the file names (tile_2024.tif); a "
+    "folder without years is one collection for any year. Float rasters: NaN and the declared "
+    "no-data are no-data, vectors are renormalised; int8 rasters are read as AEF codes (-128 = no-data)."
 )
-YEAR_HELP = "The year of the annual embeddings (the public product has 2017-2025)."
+YEAR_HELP = "The year of the annual embeddings (the public product has 2017-2025; a folder without years, any)."
 EXTENT_HELP = "The area to read, in any CRS; normally the map canvas extent (use the button at the right of the field)."
 CRS_HELP = (
     "CRS of the output grid. Empty: the UTM zone of the extent's centre, in which the "
@@ -242,7 +247,10 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(
             with_help(
                 QgsProcessingParameterString(
-                    "SOURCE", tr("Collection (index path or URL; empty = public AEF)"), defaultValue="", optional=True
+                    "SOURCE",
+                    tr("Collection (index, folder or URL; empty = public AEF)"),
+                    defaultValue="",
+                    optional=True,
                 ),
                 SOURCE_HELP,
             )

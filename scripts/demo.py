@@ -4,7 +4,9 @@ Without options: builds the sample collection (demo-output/collection: two years
 zones, planted change), then runs through ``qgis_process.bin --json``, in a throwaway QGIS
 profile with the plugin installed by ``make install``: load, change (with polygons), the
 "Change hotspots" model, similarity (the sample's exemplars, top-k), zonal statistics (the
-sample's zones, PCA), and similarity on the real Wisconsin excerpt (tests/data). Then renders
+sample's zones, PCA), similarity on the real Wisconsin excerpt (tests/data), and (sample only)
+the change read from the sample rewritten as a folder of 128-band float32 GeoTIFFs without an
+index (tests/folders.py: another product's layout). Then renders
 PNG maps with QGIS's map renderer and the plugin's own styles and writes summary.txt.
 
 Options (``make demo VAR=...`` passes them): --source (given but empty = the public product),
@@ -28,6 +30,17 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from qgis_profile import QGIS_PROCESS, REPO, make_profile, run_algorithm
+
+
+def _tests_helper(name: str):
+    """A helper module of tests/ (loaded by path: tests/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"earth_embeddings_tests_{name}", REPO / "tests" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 WISCONSIN = REPO / "tests" / "data" / "aef_wisconsin_2024_10m.tif"
 ATTRIBUTION = (
@@ -465,6 +478,17 @@ def demo(args) -> int:
             },
             "similarity on the real Wisconsin excerpt",
         )
+        folder_change = None
+        if sample:
+            other = out / "other_product"
+            shutil.rmtree(other, ignore_errors=True)
+            print(f"demo: writing the sample as a folder of 128-band float32 GeoTIFFs (no index) in {other}")
+            _tests_helper("folders").float_folder(collection, other)
+            folder_change = runner.run(
+                "embeddings:change",
+                {**common, "SOURCE": other, "YEAR_A": year_a, "YEAR_B": year_b, "OUTPUT": out / "folder_change.tif"},
+                "change from a folder of float tiles",
+            )
 
     app = start_qgis()
     from earth_embeddings.processing.styles import (
@@ -555,9 +579,27 @@ def demo(args) -> int:
         width=600,
     )
 
+    if folder_change is not None:
+        folder_layer = raster(folder_change["OUTPUT"], "folder change", QmlStyle("change.qml"))
+        render(
+            out / "folder_change.png",
+            [folder_layer],
+            folder_layer,
+            f"Change {year_a} → {year_b} (1 − cosine) read from a folder of 128-band float32 GeoTIFFs, no index",
+            ("1 − cosine", ramp_stops(folder_layer)),
+        )
+
     lines = summary_lines(
         source_label, extent, year_a, year_b, year, load, change, hotspots, similarity, zonal, wisconsin
     )
+    if folder_change is not None:
+        lines += [
+            "",
+            f"Change {year_a}-{year_b} from a folder of 128-band float32 tiles (other_product/, TESSERA-like: "
+            f"no index, NaN no-data, vectors not unit length): {folder_change['VALID_PIXELS']:,} valid pixels; "
+            f"p50 {folder_change['CHANGE_P50']:.3f}, p90 {folder_change['CHANGE_P90']:.3f}, "
+            f"p99 {folder_change['CHANGE_P99']:.3f} (folder_change.png)",
+        ]
     lines += learning_lines(year, classify, cluster)
     lines += trajectory_lines(trajectory, span)
     total = time.perf_counter() - t0

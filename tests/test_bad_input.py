@@ -116,6 +116,26 @@ def bad(sample_dir, truth, tmp_path_factory):
     )
     b["train_null"] = geojson(root / "train_null.geojson", labelled(forest + water, None))
     b["train_ocean"] = geojson(root / "train_ocean.geojson", labelled([(10.0, 10.0), (10.001, 10.0)], 1))
+    # Folders without an index: nothing to read; two band counts; no years (for a change).
+    (root / "no_rasters").mkdir()
+    (root / "no_rasters" / "notes.txt").write_text("no rasters here")
+    b["no_rasters"] = str(root / "no_rasters")
+    for folder, name, count in (("mixed", "a", 64), ("mixed", "b", 128), ("undated", "a", 8), ("undated", "b", 8)):
+        path = root / folder / "2024" / f"{name}.tif" if folder == "mixed" else root / folder / f"{name}.tif"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=20,
+            height=20,
+            count=count,
+            dtype="float32",
+            crs="EPSG:32616",
+            transform=from_origin(262000, 4926000, 10, 10),
+        ) as ds:
+            ds.write(np.full((count, 20, 20), 0.1, dtype="float32"))
+        b[folder] = str(root / folder)
     (root / "model.npz").write_bytes(b"PK\x03\x04 not really a zip archive" * 10)
     b["model_bad"] = str(root / "model.npz")
     return b
@@ -170,6 +190,24 @@ CASES = [
         "embeddings:load",
         lambda b: {"SOURCE": b["escape"], "YEAR": 2017, "EXTENT": b["extent"]},
         r"outside the collection's folder",
+    ),
+    (
+        "load-folder-without-rasters",
+        "embeddings:load",
+        lambda b: {"SOURCE": b["no_rasters"], "YEAR": 2024, "EXTENT": b["extent"]},
+        r"no collection index .*and no embedding rasters",
+    ),
+    (
+        "load-folder-mixed-bands",
+        "embeddings:load",
+        lambda b: {"SOURCE": b["mixed"], "YEAR": 2024, "EXTENT": b["extent"]},
+        r"2024/a\.tif has 64 bands and 2024/b\.tif has 128",
+    ),
+    (
+        "change-folder-without-years",
+        "embeddings:change",
+        lambda b: {"SOURCE": b["undated"], "YEAR_A": 2017, "YEAR_B": 2024, "EXTENT": b["extent"]},
+        r"carry no year.*2017 and 2024 would read the same embeddings",
     ),
     (
         "change-same-year",

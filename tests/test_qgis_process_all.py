@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from folders import float_folder
 from qgis.core import QgsApplication, QgsVectorLayer
 from qgis_cli import QGIS_PROCESS, REPO, make_profile, run_algorithm
 
@@ -79,6 +80,7 @@ def readme_runs(tmp_path_factory, sample_index, sample_dir, truth, series_dir):
         "/data/fields.geojson": str(sample_dir / "exemplars.geojson"),
         "/data/not_these.geojson": str(negatives),
         "/data/census_blocks.gpkg": str(sample_dir / "zones.geojson"),
+        "/data/tessera": str(float_folder(sample_dir, tmp / "tessera")),
     }
     written: dict[str, str] = {}
     runs = []
@@ -163,6 +165,17 @@ def test_change_from_years_and_from_loaded_rasters_agree_with_the_truth(readme_r
     areas = QgsVectorLayer(years["OUTPUT_POLYGONS"], "areas", "ogr")
     assert areas.featureCount() >= 2
     assert truth.change_at(*on_surface_lonlat(areas)).all()
+
+
+def test_change_from_a_folder_of_128_band_float_tiles_matches_the_index(readme_runs):
+    _, index = results_of(readme_runs, "embeddings:change", SOURCE=True)
+    (folder,) = [proc.json["results"] for a, p, proc in readme_runs if p.get("SOURCE", "").endswith("tessera")]
+    with rasterio.open(index["OUTPUT"]) as a, rasterio.open(folder["OUTPUT"]) as b:
+        assert a.transform == b.transform
+        va, vb = a.read(1), b.read(1)
+    valid = va != -9999
+    assert np.array_equal(valid, vb != -9999) and np.abs(va[valid] - vb[valid]).max() < 1e-4
+    assert folder["VALID_PIXELS"] == index["VALID_PIXELS"]
 
 
 def test_similarity_finds_forest_and_writes_the_areas(readme_runs, truth):
