@@ -27,6 +27,12 @@ class Block:
     valid: Array
     quantised: bool
 
+    def release(self) -> None:
+        """Drop the arrays (the pipeline does so once the loop asks for the next window, so
+        that at most the window being computed and the one read ahead are in memory)."""
+        self.data = np.empty(self.data.shape[:1] + (0, 0), dtype=self.data.dtype)
+        self.valid = np.zeros((0, 0), dtype=bool)
+
     def values(self) -> Array:
         """float32 (bands, h, w), NaN where invalid."""
         if self.quantised:

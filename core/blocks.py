@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .arrays import Array
-from .errors import Cancelled, EmbeddingsError
+from .errors import EmbeddingsError
 from .tiff import Layout, Level, can_decode, decode_into, parse
 
 
@@ -233,16 +233,53 @@ def byte_source(gdal_path: str) -> ByteSource | None:
 # ----------------------------------------------------------------------------- cache
 
 
+@dataclass
+class Piece:
+    """The part of a decoded block a window left unused: rows and columns from (row, col)."""
+
+    data: Array
+    row: int
+    col: int
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+    def holds(self, rows: slice, cols: slice) -> bool:
+        h, w = self.data.shape[:2]
+        return bool(
+            self.row <= rows.start
+            and rows.stop <= self.row + h
+            and self.col <= cols.start
+            and cols.stop <= self.col + w
+        )
+
+
+@dataclass
+class Pieces:
+    """What the cache keeps of one block: one or two of its rectangles."""
+
+    parts: list[Piece]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.nbytes for p in self.parts)
+
+    def holding(self, rows: slice, cols: slice) -> Piece | None:
+        return next((p for p in self.parts if p.holds(rows, cols)), None)
+
+
 class BlockCache:
-    """Decoded blocks a window used only in part, least recently used dropped first."""
+    """The unused parts of decoded blocks a window used only in part, for a later window;
+    least recently used dropped first."""
 
     def __init__(self, budget: int):
         self.budget = budget
         self.lock = threading.Lock()
-        self.items: OrderedDict[tuple[Any, ...], Array] = OrderedDict()
+        self.items: OrderedDict[tuple[Any, ...], Pieces] = OrderedDict()
         self.bytes = 0
 
-    def take(self, key: tuple[Any, ...], keep: bool) -> Array | None:
+    def take(self, key: tuple[Any, ...], keep: bool) -> Pieces | None:
         with self.lock:
             value = self.items.get(key)
             if value is None:
@@ -254,7 +291,7 @@ class BlockCache:
                 self.bytes -= value.nbytes
             return value
 
-    def put(self, key: tuple[Any, ...], value: Array) -> None:
+    def put(self, key: tuple[Any, ...], value: Pieces) -> None:
         if value.nbytes > self.budget:
             return
         with self.lock:
@@ -275,7 +312,7 @@ class BlockCache:
 
 CACHE = BlockCache(cache_budget())
 
-# Per decode thread: the buffer of the last block a window took whole (so no longer needed).
+# Per decode thread: the buffer of the last block it decoded and did not keep.
 _scratch = threading.local()
 
 # Remote blocks next to each other in the file are fetched together (see TileBlocks._groups).
@@ -299,6 +336,8 @@ class _Part:
     dst_rows: slice
     dst_cols: slice
     whole: bool  # the window takes all of the block
+    keep: bool = False  # kept decoded for a later window
+    crop: bool = False  # keep only what the window left (windows that take exact rectangles)
 
 
 class TileBlocks:
@@ -346,7 +385,8 @@ class TileBlocks:
         rows: tuple[int, int],
         cols: tuple[int, int],
         out: Array,
-        cancelled: Callable[[], bool] | None = None,
+        keep: Callable[[int, int, int], bool] | None = None,
+        crop: bool = False,
     ) -> None:
         """All bands of rows [r0, r1) x cols [c0, c1) of a level into ``out`` (bands, r, c),
         which may be any view (a flipped one, a part of a larger array)."""
@@ -355,10 +395,13 @@ class TileBlocks:
         todo: list[_Part] = []
         for p in parts:
             key = (self._owner, level, p.band, p.brow, p.bcol)
-            cached = CACHE.take(key, keep=not p.whole)
-            if cached is not None:
-                self._place(lv, p, cached, out)
-            else:
+            p.keep = keep(level, p.brow, p.bcol) if keep is not None else not p.whole
+            p.crop = crop
+            cached = CACHE.take(key, keep=p.keep)
+            piece = cached.holding(p.src_rows, p.src_cols) if cached is not None else None
+            if piece is not None:
+                self._place(lv, p, piece.data, out, piece.row, piece.col)
+            else:  # not kept, or a later window wants more of it than foreseen
                 todo.append(p)
         if not todo:
             return
@@ -452,10 +495,10 @@ class TileBlocks:
     def _one(self, level: int, lv: Level, p: _Part, out: Array, raw: memoryview | None) -> None:
         block = self._decode(level, lv, p, raw)
         self._place(lv, p, block, out)
-        if not p.whole:
-            CACHE.put((self._owner, level, p.band, p.brow, p.bcol), block)
+        if p.keep:
+            CACHE.put((self._owner, level, p.band, p.brow, p.bcol), _unused(block, p))
         else:
-            _scratch.free = block  # used up: the thread decodes its next whole block into it
+            _scratch.free = block  # used up: the thread decodes its next block into it
 
     def _failed(self, exc: Exception) -> EmbeddingsError:
         return EmbeddingsError(
@@ -469,7 +512,7 @@ class TileBlocks:
         shape: tuple[int, ...] = (rows, lv.block_width) if lv.planar == 2 else (rows, lv.block_width, lv.bands)
         dtype = lv.dtype.newbyteorder("=")
         spare: Array | None = getattr(_scratch, "free", None)
-        if p.whole and spare is not None and spare.shape == shape and spare.dtype == dtype:
+        if not p.keep and spare is not None and spare.shape == shape and spare.dtype == dtype:
             block, _scratch.free = spare, None  # no new pages to fault in for every block
         else:
             block = np.empty(shape, dtype=dtype)
@@ -486,11 +529,42 @@ class TileBlocks:
         return block
 
     @staticmethod
-    def _place(lv: Level, p: _Part, block: Array, out: Array) -> None:
+    def _place(lv: Level, p: _Part, block: Array, out: Array, row: int = 0, col: int = 0) -> None:
+        """Copy the part's pixels of ``block`` (whose first pixel is (row, col) of the block)."""
+        rows = slice(p.src_rows.start - row, p.src_rows.stop - row)
+        cols = slice(p.src_cols.start - col, p.src_cols.stop - col)
         if p.band >= 0:
-            out[p.band, p.dst_rows, p.dst_cols] = block[p.src_rows, p.src_cols]
+            out[p.band, p.dst_rows, p.dst_cols] = block[rows, cols]
         else:
-            out[:, p.dst_rows, p.dst_cols] = np.moveaxis(block[p.src_rows, p.src_cols], -1, 0)
+            out[:, p.dst_rows, p.dst_cols] = np.moveaxis(block[rows, cols], -1, 0)
 
 
-__all__ = ["COUNTERS", "CACHE", "TileBlocks", "Cancelled", "decode_threads", "http_concurrency", "pool"]
+def _unused(block: Array, p: _Part) -> Pieces:
+    """What to keep of a block for later windows. For windows that take exact rectangles
+    (``crop``), the pixels the part did not take, as at most two rectangles (copies, so
+    the rest of the block is freed): beside a window that took all rows or all columns of
+    the block, one strip; beside one that took a corner of it, the strip of the other rows
+    and the strip of the other columns. Otherwise (windows mapped pixel by pixel from another
+    grid ask for overlapping boxes) the whole block."""
+    h, w = block.shape[:2]
+    r, c = p.src_rows, p.src_cols
+
+    def outside(s: slice, n: int) -> tuple[int, int] | None:  # the range beside s, if one
+        if s.start == 0 and s.stop < n:
+            return s.stop, n
+        if s.start > 0 and s.stop == n:
+            return 0, s.start
+        return None
+
+    rows_out, cols_out = outside(r, h), outside(c, w)
+    all_rows, all_cols = r.start == 0 and r.stop == h, c.start == 0 and c.stop == w
+    rects: list[tuple[int, int, int, int]] = []
+    if all_rows and cols_out:
+        rects = [(0, h, *cols_out)]
+    elif all_cols and rows_out:
+        rects = [(*rows_out, 0, w)]
+    elif rows_out and cols_out:  # a corner: the other rows (all columns), then the other columns
+        rects = [(*rows_out, 0, w), (r.start, r.stop, *cols_out)]
+    if not rects or not p.crop:
+        return Pieces([Piece(block, 0, 0)])
+    return Pieces([Piece(block[r0:r1, c0:c1].copy(), r0, c0) for r0, r1, c0, c1 in rects])

@@ -98,17 +98,35 @@ def geotiff_profile(grid: Grid, count: int, dtype: str, nodata: float) -> dict[s
     return profile
 
 
+# Written bytes after which the output is closed and reopened: GDAL keeps what is written in
+# its process-wide block cache until the file is closed, so without this an output would sit
+# in memory whole, growing with the extent.
+FLUSH_BYTES = 8 * 1024 * 1024
+
+
 class RasterWriter:
     """An output GeoTIFF being written: blocks go in by window of the output grid."""
 
-    def __init__(self, ds: Any):
+    def __init__(self, ds: Any, path: str | None = None):
         self._ds = ds
+        self._path = path
+        self._unflushed = 0
 
     def write(self, data: Array, window: Window) -> None:
         """``data`` (bands, h, w) into ``window``."""
         from rasterio.windows import Window as RioWindow
 
         self._ds.write(data, window=RioWindow(window.col_off, window.row_off, window.width, window.height))
+        self._unflushed += int(data.nbytes)
+        if self._path is not None and self._unflushed >= FLUSH_BYTES:
+            import rasterio
+
+            self._ds.close()  # GDAL writes out and forgets the blocks it holds
+            self._ds = rasterio.open(self._path, "r+")
+            self._unflushed = 0
+
+    def close(self) -> None:
+        self._ds.close()
 
     def update_tags(self, **tags: str) -> None:
         self._ds.update_tags(**tags)
@@ -127,12 +145,15 @@ def _open_output(
             ds = rasterio.open(tmp, "w", **profile)
         except Exception as exc:
             raise EmbeddingsError(f"The output file {path} cannot be created ({exc}).") from None
-        with ds:
-            for i, name in enumerate(band_names, start=1):
-                ds.set_band_description(i, name)
-            if tags:
-                ds.update_tags(**tags)
-            yield RasterWriter(ds)
+        for i, name in enumerate(band_names, start=1):
+            ds.set_band_description(i, name)
+        if tags:
+            ds.update_tags(**tags)
+        writer = RasterWriter(ds, str(tmp))
+        try:
+            yield writer
+        finally:
+            writer.close()
 
 
 def open_embedding_output(

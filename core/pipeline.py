@@ -84,6 +84,10 @@ def stream(
     own (both years at once), each fanning its blocks out to the decode or HTTP threads.
     Cancellation is checked before each window is handed out, so a run stops after at most
     the window it is working on; a window read ahead is then waited for and dropped.
+
+    A window's blocks are valid until the loop asks for the next window: their arrays are
+    released then (otherwise the loop's own variables would keep a third window in memory
+    while the next two are read). Copy what must outlive the loop body.
     """
     for reader in readers:
         reader.expect(windows)
@@ -101,6 +105,8 @@ def stream(
             blocks = [f.result() for f in pending]
             pending = read_all(windows[i + 1]) if i + 1 < len(windows) else []
             yield window, blocks
+            for block in blocks:  # the caller is done with them (see the docstring)
+                block.release()
             progress.set_progress(100.0 * (i + 1) / len(windows))
     finally:
         # Let a read in flight end before the readers close its tiles; its result is dropped.

@@ -19,7 +19,7 @@ overviews, which hold renormalised means) and renormalises the mean.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -79,15 +79,27 @@ def _overlap_area(tile: Tile, grid: Grid) -> float:
 
 
 def make_plan(label: str, tiles: Sequence[Tile], grid: Grid) -> Plan:
-    """The tiles overlapping ``grid`` (target-CRS tiles first, then by label, stable across
-    runs), their band count and kind, and the sampling for the grid's resolution."""
+    """The tiles overlapping ``grid`` (target-CRS tiles first, then by position and name,
+    stable across runs and years), their band count and kind, and the sampling for the grid's
+    resolution."""
     overlapping = [(t, a) for t in tiles if (a := _overlap_area(t, grid)) > 0]
     if not overlapping:
         raise NoCoverage(
             f"No embeddings cover this extent in {label}; move the extent onto the collection's coverage "
             "(check the year too)."
         )
-    overlapping.sort(key=lambda ta: (not same_crs(ta[0].crs, grid.crs), ta[0].label))
+    # By CRS, then position (west, then north), then name: so the years of a collection, whose tiles
+    # lie at the same places under other names, mosaic in the same order (and their windows
+    # follow the same tiles' blocks).
+    overlapping.sort(
+        key=lambda ta: (
+            not same_crs(ta[0].crs, grid.crs),
+            ta[0].crs,  # zones in order (positions compare only within one CRS)
+            round(ta[0].bounds[0]),
+            -round(ta[0].bounds[3]),
+            ta[0].label,
+        )
+    )
     first = overlapping[0][0].meta
     bands = first.count
     for tile, _ in overlapping:
@@ -135,6 +147,24 @@ def _sampling(grid: Grid, tiles: Sequence[Tile], native: float) -> tuple[int, in
     return 1, whole
 
 
+Rect = tuple[float, float, float, float]  # rows [r0, r1) x columns [c0, c1), in grid pixels
+
+
+def _intersect(a: Rect, b: Rect) -> Rect | None:
+    r0, r1, c0, c1 = max(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), min(a[3], b[3])
+    return (r0, r1, c0, c1) if r1 - r0 > 1e-6 and c1 - c0 > 1e-6 else None
+
+
+def _minus(a: Rect, b: Rect) -> list[Rect]:
+    """``a`` less ``b``: up to four rectangles."""
+    cut = _intersect(a, b)
+    if cut is None:
+        return [a]
+    r0, r1, c0, c1 = cut
+    pieces = [(a[0], r0, a[2], a[3]), (r1, a[1], a[2], a[3]), (r0, r1, a[2], c0), (r0, r1, c1, a[3])]
+    return [p for p in pieces if p[1] - p[0] > 1e-6 and p[3] - p[2] > 1e-6]
+
+
 def _disjoint(a: Bounds, b: Bounds) -> bool:
     return a[0] >= b[2] or a[2] <= b[0] or a[1] >= b[3] or a[3] <= b[1]
 
@@ -153,6 +183,8 @@ class MosaicReader:
         self._plan: Plan | None = None
         self._tile_bounds: dict[int, Bounds] = {}
         self._close_after: dict[Window, list[Tile]] = {}
+        self._window_index: dict[Window, int] = {}
+        self._last_use: dict[int, tuple[int, dict[tuple[int, int], int]]] = {}
 
     @property
     def plan(self) -> Plan:
@@ -243,11 +275,92 @@ class MosaicReader:
         self._close_after = {}
         for key, w in last.items():
             self._close_after.setdefault(w, []).append(tiles[key])
+        self._block_last_use(windows)
+
+    def _block_last_use(self, windows: Sequence[Window]) -> None:
+        """For each tile, the last window (by position) that reads each of its blocks, so that a
+        block a window uses in part is kept for a later window only if one needs it (see read).
+
+        A window reads a tile where no tile before it (in priority order, in the grid's CRS)
+        covers the window: the same order ``_read_fine`` fills pixels in. Holes of no-data in a
+        tile are not foreseen; a block they make a window read is then decoded again, never
+        read wrong."""
+        self._window_index = {w: i for i, w in enumerate(windows)}
+        self._last_use = {}
+        f = self.plan.factor
+        grid = self.grid if f == 1 else self.grid.refined(f)
+        inverse_grid = ~grid.transform
+        info = []
+        for tile in self.plan.tiles:
+            level, _ = tile.level_for(self.plan.level_factor)
+            shape = tile.block_shape(level)
+            tb = self._tile_bounds[id(tile)]
+            xs, ys = zip(*(inverse_grid * (x, y) for x in (tb[0], tb[2]) for y in (tb[1], tb[3])))
+            rect = (min(ys), max(ys), min(xs), max(xs))  # in grid pixels (rows, then columns)
+            info.append((tile, level, shape, rect, same_crs(tile.crs, grid.crs)))
+            self._last_use[id(tile)] = (level, {})
+        for i, w in enumerate(windows):
+            left: list[Rect] = [(w.row_off * f, (w.row_off + w.height) * f, w.col_off * f, (w.col_off + w.width) * f)]
+            whole = list(left)
+            for tile, level, shape, rect, same in info:
+                # A tile in another CRS may fill holes of no-data the tiles before it leave:
+                # foreseen under all of the window (its blocks then stay in the bounded cache).
+                parts = [p for p in (_intersect(a, rect) for a in (left if same else whole)) if p is not None]
+                if not parts:
+                    continue
+                if shape is not None:
+                    self._note_blocks(tile, level, shape, grid, parts, i, same)
+                if same:
+                    left = [piece for a in left for piece in _minus(a, rect)]
+
+    def _note_blocks(
+        self,
+        tile: Tile,
+        level: int,
+        shape: tuple[int, int],
+        grid: Grid,
+        parts: list[Rect],
+        index: int,
+        same: bool,
+    ) -> None:
+        bh, bw = shape
+        inverse = ~tile.level_transform(level)
+        th, tw = tile.level_shape(level)
+        last = self._last_use[id(tile)][1]
+        t = grid.transform
+        for r0, r1, c0, c1 in parts:
+            b = (t.c + c0 * t.a, t.f + r1 * t.e, t.c + c1 * t.a, t.f + r0 * t.e)
+            if not same:
+                b = transform_bounds(b, grid.crs, tile.crs)
+            xs, ys = zip(*(inverse * (x, y) for x in (b[0], b[2]) for y in (b[1], b[3])))
+            # Exact where the grids line up; elsewhere a block misjudged at the edge is decoded again.
+            tc0, tc1 = max(0, math.floor(min(xs) + 1e-6)), min(tw, math.ceil(max(xs) - 1e-6))
+            tr0, tr1 = max(0, math.floor(min(ys) + 1e-6)), min(th, math.ceil(max(ys) - 1e-6))
+            if tr1 <= tr0 or tc1 <= tc0:
+                continue
+            for brow in range(tr0 // bh, (tr1 - 1) // bh + 1):
+                for bcol in range(tc0 // bw, (tc1 - 1) // bw + 1):
+                    last[(brow, bcol)] = index
+
+    def _keep_for_later(self, tile: Tile, index: int | None) -> Callable[[int, int, int], bool] | None:
+        """Whether a window after window ``index`` needs a block of ``tile`` (None: unknown)."""
+        entry = self._last_use.get(id(tile))
+        if entry is None or index is None:
+            return None
+        level_used, last = entry
+
+        def later(level: int, brow: int, bcol: int) -> bool:
+            return level != level_used or last.get((brow, bcol), -1) > index
+
+        return later
 
     def read(self, window: Window) -> Block:
         """The block of one window of the grid."""
         plan = self.plan
         f = plan.factor
+        index = self._window_index.get(window)
+        for tile in plan.tiles:
+            tile.keep_block = self._keep_for_later(tile, index)
         if f == 1:
             data, valid = self._read_fine(self.grid, window)
         else:

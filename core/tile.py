@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,9 @@ class Tile:
         self._gdal_only = False
         self._lock = threading.RLock()
         self._own_meta = False
+        # Set by the reader before each window: whether a later window needs a block (level,
+        # block row, block column), so that a block used here in part is kept for it; None: keep.
+        self.keep_block: Callable[[int, int, int], bool] | None = None
 
     def blocks(self) -> TileBlocks | None:
         """The block reader of this file, or None when GDAL reads it."""
@@ -260,7 +264,7 @@ class Tile:
         if blocks is None:
             out[...] = self.read(level, rows, cols)
         else:
-            blocks.read_into(level, rows, cols, out)
+            blocks.read_into(level, rows, cols, out, self.keep_block, crop=True)
 
     def read(self, level: int, rows: tuple[int, int], cols: tuple[int, int]) -> Array:
         """All bands of rows [r0, r1) x cols [c0, c1) at an overview level, as stored."""
@@ -268,7 +272,7 @@ class Tile:
         if blocks is not None:
             lv = blocks.layout.levels[level]
             data = np.empty((lv.bands, rows[1] - rows[0], cols[1] - cols[0]), dtype=lv.dtype.newbyteorder("="))
-            blocks.read_into(level, rows, cols, data)
+            blocks.read_into(level, rows, cols, data, self.keep_block)
         else:
             import rasterio
 

@@ -104,16 +104,25 @@ def _write_zonal_csv(path, count, mean, std):
 
 
 def baseline(workload, facts, extent, out):
-    """What every run holds before reading anything: the same imports, the index opened."""
+    """What every run holds before reading anything, standing for QGIS with the plugin: the
+    same imports, GDAL and PROJ loaded, the index opened."""
     from earth_embeddings.core.change import change_map  # noqa: F401
     from earth_embeddings.core.similarity import similarity_map  # noqa: F401
     from earth_embeddings.core.source import open_years
     from earth_embeddings.core.zonal import zonal_statistics  # noqa: F401
 
+    import rasterio
+
+    from earth_embeddings.core.grid import transformer
+
+    # GDAL (its drivers) and PROJ loaded and used once, as they are in QGIS before any run.
+    transformer("EPSG:4326", CRS).transform(-89.0, 44.0)
     for src in open_years(facts["index"], (2024,)):
         with src:
-            tiles = len(src.tiles_for(_grid(extent)))
-    return {"tiles": tiles}
+            tiles = src.tiles_for(_grid(extent))
+            with rasterio.open(tiles[0].gdal_path) as ds:
+                ds.read(1, window=((0, 1), (0, 1)))
+    return {"tiles": len(tiles)}
 
 
 def floor(workload, facts, extent, out):

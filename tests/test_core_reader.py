@@ -279,9 +279,10 @@ def test_tiles_are_closed_after_the_last_block_that_needs_them(sample_index, tru
         open_counts, blocks = [], []
         for _, (block,) in stream([reader], windows_for(g, [reader], 256), Progress()):
             open_counts.append(sum(1 for t in tiles if t.is_open()))
-            blocks.append(block)
+            blocks.append((block.window, block.data.copy(), block.valid.copy()))  # released after the loop body
         assert max(open_counts) < len(tiles)  # never all open at once
         assert open_counts[-1] == 0  # the last block closed what was left
-        again = reader.read(blocks[0].window)
-        assert np.array_equal(again.data, blocks[0].data) and np.array_equal(again.valid, blocks[0].valid)
+        window, data, valid = blocks[0]
+        again = reader.read(window)
+        assert np.array_equal(again.data, data) and np.array_equal(again.valid, valid)
     assert all(not t.is_open() for t in tiles)
