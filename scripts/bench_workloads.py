@@ -106,14 +106,13 @@ def _write_zonal_csv(path, count, mean, std):
 def baseline(workload, facts, extent, out):
     """What every run holds before reading anything, standing for QGIS with the plugin: the
     same imports, GDAL and PROJ loaded, the index opened."""
+    import rasterio
+
     from earth_embeddings.core.change import change_map  # noqa: F401
+    from earth_embeddings.core.grid import transformer
     from earth_embeddings.core.similarity import similarity_map  # noqa: F401
     from earth_embeddings.core.source import open_years
     from earth_embeddings.core.zonal import zonal_statistics  # noqa: F401
-
-    import rasterio
-
-    from earth_embeddings.core.grid import transformer
 
     # GDAL (its drivers) and PROJ loaded and used once, as they are in QGIS before any run.
     transformer("EPSG:4326", CRS).transform(-89.0, 44.0)
