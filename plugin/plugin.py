@@ -30,12 +30,16 @@ class EarthEmbeddingsPlugin:
         self.search_action = None
         self.search_dock = None
         self.search = None
+        self.options_factory = None
 
     # Processing only: this is all qgis_process calls ------------------------------
     def initProcessing(self):  # noqa: N802 - QGIS API
         if self.provider is not None:
             return
         from ..processing.provider import EmbeddingsProvider
+        from .performance import apply_settings
+
+        apply_settings()  # decode threads and requests in flight, from Settings > Options
 
         registry = QgsApplication.processingRegistry()
         if registry.providerById("embeddings") is not None:
@@ -65,6 +69,10 @@ class EarthEmbeddingsPlugin:
             lambda: self.open_algorithm("embeddings:change"),
         )
         self.init_search()
+        from .performance_page import PerformanceOptionsFactory
+
+        self.options_factory = PerformanceOptionsFactory()
+        self.iface.registerOptionsWidgetFactory(self.options_factory)
 
     # Click-to-search ----------------------------------------------------------------
     def init_search(self):
@@ -194,6 +202,9 @@ class EarthEmbeddingsPlugin:
 
     def unload(self):
         self.unload_search()
+        if self.options_factory is not None:
+            self.iface.unregisterOptionsWidgetFactory(self.options_factory)
+            self.options_factory = None
         for action in self.actions:
             self.iface.removePluginMenu(MENU, action)
             if self.toolbar is not None:
