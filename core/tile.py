@@ -66,6 +66,13 @@ def gdal_message(exc: BaseException) -> str:
     return text if len(text) < 240 else text[:240] + "..."
 
 
+def _quantisation(dtype: str, tags: dict[str, str], nodata: float | None) -> tuple[bool, float | None]:
+    """Whether a raster holds AEF codes (int8, or integers tagged so), and its no-data (-128 for
+    codes when the file declares none)."""
+    quantised = dtype == "int8" or (AEF_TAG in tags and bool(np.issubdtype(np.dtype(dtype), np.integer)))
+    return quantised, NODATA if quantised and nodata is None else nodata
+
+
 class Tile:
     """A raster opened lazily; ``close`` releases it (it reopens on demand).
 
@@ -169,10 +176,7 @@ class Tile:
         base = lay.levels[0]
         dtype = str(base.dtype.newbyteorder("="))
         dtype = {"<i1": "int8", "|i1": "int8"}.get(dtype, np.dtype(dtype).name)
-        nodata = lay.nodata
-        quantised = dtype == "int8" or (AEF_TAG in lay.tags and np.issubdtype(np.dtype(dtype), np.integer))
-        if quantised and nodata is None:
-            nodata = NODATA
+        quantised, nodata = _quantisation(dtype, lay.tags, lay.nodata)
         return TileMeta(
             crs=crs,
             transform=lay.transform,
@@ -192,11 +196,8 @@ class Tile:
         if ds.crs is None:
             raise EmbeddingsError(f"The raster {self.label} has no coordinate reference system.")
         dtype = str(ds.dtypes[0])
-        nodata = ds.nodata
         tags = dict(ds.tags())
-        quantised = dtype == "int8" or (AEF_TAG in tags and np.issubdtype(np.dtype(dtype), np.integer))
-        if quantised and nodata is None:
-            nodata = NODATA
+        quantised, nodata = _quantisation(dtype, tags, ds.nodata)
         return TileMeta(
             crs=self._crs or ds.crs.to_string(),
             transform=ds.transform,
