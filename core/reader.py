@@ -110,7 +110,11 @@ def make_plan(label: str, tiles: Sequence[Tile], grid: Grid) -> Plan:
             )
     native = first.native_res
     level_factor, factor = _sampling(grid, [t for t, _ in overlapping], native)
-    read_bytes = sum(int(area / (native * level_factor) ** 2 * bands) for _, area in overlapping)
+    # The overlap area is in each tile's own CRS units (degrees squared for a geographic tile):
+    # divided by the area of the tile's own pixel, it counts pixels.
+    read_bytes = sum(
+        int(area / abs(t.meta.transform.a * t.meta.transform.e) / level_factor**2 * bands) for t, area in overlapping
+    )
     names = list(first.descriptions)
     if not all(names):
         names = [f"b{i + 1:02d}" for i in range(bands)]

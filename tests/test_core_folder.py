@@ -336,7 +336,6 @@ def test_scanning_reports_progress_and_can_be_cancelled(tmp_path):
     assert len(open_collection(str(tmp_path), done)) == 12  # nothing half-written was kept
 
 
-@pytest.mark.xfail(strict=True, reason="core/reader.py make_plan: tile overlap area in degrees² over native_res² in m²")
 def test_the_plan_counts_the_bytes_of_a_geographic_tile(folders, truth):
     from earth_embeddings.core.grid import grid_for_extent
 
