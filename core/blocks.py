@@ -209,12 +209,21 @@ class HttpFile(ByteSource):
                 data = r.content
             else:
                 raise OSError(http_error_message(self.url, r.status_code))
+            total = _total_size(r.headers.get("Content-Range", ""))
+            if total is not None and offset + size > total:
+                size = max(0, total - offset)  # a header read past the end of a small file
             if len(data) != size:
                 last = f"{len(data)} bytes received of {size}"
                 continue
             COUNTERS.note_fetch(len(r.content))
             return bytes(data)
         raise OSError(f"reading {self.url} failed after {retries + 1} tries ({last})")
+
+
+def _total_size(content_range: str) -> int | None:
+    """The object's size from a Content-Range header ("bytes 0-99/1234"), if it says."""
+    _, _, total = content_range.rpartition("/")
+    return int(total) if total.isdigit() else None
 
 
 def byte_source(gdal_path: str) -> ByteSource | None:

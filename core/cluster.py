@@ -11,7 +11,7 @@ cluster on the sample, no-data 0), counting the pixels of each cluster.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -118,15 +118,23 @@ def cluster_map(request: ClusterRequest, progress: Progress | None = None) -> Cl
         progress.info(f"Sampled {X.shape[0]:,} pixels with data (seed {request.seed}).")
         model, scores = _fit(X, request, progress.sub(45, 55))
         counts = np.zeros(model.k, dtype=np.int64)
-        tags = {"EMBEDDINGS_SOURCE": src.label, "CLUSTERS": str(model.k), "CLUSTER_ORDER": "1 = largest on the sample"}
+        tags = {"EMBEDDINGS_SOURCE": src.label, "CLUSTERS": str(model.k), "CLUSTER_ORDER": "1 = largest in the map"}
         with reading([src], grid) as readers:
             with open_class_output(request.output, grid, "uint8", NODATA_CLUSTER, tags, band="cluster") as out:
-                for window, (block,) in stream(
-                    readers, windows_for(grid, readers, request.block_size), progress.sub(55, 99)
-                ):
+                windows = windows_for(grid, readers, request.block_size)
+                for window, (block,) in stream(readers, windows, progress.sub(55, 97)):
                     ids = _assign(model, block.chunk_values, block.valid.ravel())
                     counts += np.bincount(ids, minlength=model.k + 1)[1:]
                     out.write(ids.reshape(window.shape)[None].astype(np.uint8), window)
+                progress.check_cancelled()
+                # Ids were ordered by size on the sample; renumber by size in the map (1 = largest).
+                order = np.argsort(-counts, kind="stable")
+                if not np.array_equal(order, np.arange(model.k)):
+                    lut = np.full(256, NODATA_CLUSTER, dtype=np.uint8)
+                    lut[order + 1] = np.arange(1, model.k + 1, dtype=np.uint8)
+                    out.rewrite(windows, lambda ids: lut[ids])
+                    model = replace(model, centroids=model.centroids[order], sizes=model.sizes[order])
+                    counts = counts[order]
                 progress.check_cancelled()
     progress.info(
         f"{model.k} clusters (k-means on {model.engine}, best of {request.restarts} restarts, inertia "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,20 @@ class RasterWriter:
             self._ds.close()  # GDAL writes out and forgets the blocks it holds
             self._ds = rasterio.open(self._path, "r+")
             self._unflushed = 0
+
+    def rewrite(self, windows: Sequence[Window], fn: Callable[[Array], Array]) -> None:
+        """Replace what was written in ``windows`` by ``fn`` of it, window by window (before the
+        file is renamed into place, so an interrupted run still leaves no output)."""
+        import rasterio
+        from rasterio.windows import Window as RioWindow
+
+        if self._path is None:
+            raise RuntimeError("rewrite needs the writer's path")
+        self._ds.close()
+        self._ds = rasterio.open(self._path, "r+")
+        for w in windows:
+            rw = RioWindow(w.col_off, w.row_off, w.width, w.height)
+            self._ds.write(fn(self._ds.read(window=rw)), window=rw)
 
     def close(self) -> None:
         self._ds.close()
