@@ -16,6 +16,7 @@ Settings (environment variables, also set by the plugin's options):
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import threading
@@ -320,6 +321,7 @@ class BlockCache:
 
 
 CACHE = BlockCache(cache_budget())
+_OWNERS = itertools.count(1)
 
 # Per decode thread: the buffer of the last block it decoded and did not keep.
 _scratch = threading.local()
@@ -352,21 +354,25 @@ class _Part:
 class TileBlocks:
     """One GeoTIFF read block by block (see the module's docstring)."""
 
-    def __init__(self, label: str, source: ByteSource, layout: Layout):
+    def __init__(self, label: str, source: ByteSource, layout: Layout, owner: int | None = None):
         self.label = label
         self.source = source
         self.layout = layout
-        self._owner = id(self)
+        # The cache's key for this file: the Tile's own number, so that blocks kept survive a
+        # close and reopen of the tile (never reused by another file, unlike id()).
+        self._owner = next(_OWNERS) if owner is None else owner
 
     @classmethod
-    def open(cls, gdal_path: str, label: str, layout: Layout | None = None) -> TileBlocks | None:
+    def open(
+        cls, gdal_path: str, label: str, layout: Layout | None = None, owner: int | None = None
+    ) -> TileBlocks | None:
         """None when the file is not one this module reads (GDAL reads it then). ``layout``:
         the header parsed earlier (a tile closed and reopened does not fetch it again)."""
         source = byte_source(gdal_path)
         if source is None:
             return None
         if layout is not None:
-            return cls(label, source, layout)
+            return cls(label, source, layout, owner)
         try:
             size = source.size()
             layout = parse(source.read_at, size)
@@ -378,10 +384,11 @@ class TileBlocks:
         if layout is None or not all(can_decode(lv) for lv in layout.levels):
             source.close()
             return None
-        return cls(label, source, layout)
+        return cls(label, source, layout, owner)
 
-    def close(self) -> None:
-        CACHE.drop(self._owner)
+    def close(self, drop_cache: bool = True) -> None:
+        if drop_cache:
+            CACHE.drop(self._owner)
         self.source.close()
 
     @property

@@ -210,7 +210,7 @@ class MosaicReader:
             self.__exit__(None, None, None)
             raise
         for t in self._tiles:
-            t.close()  # planning read their headers; each reopens when a window first needs it
+            t.close(drop_cache=False)  # planning read their headers; each reopens when a window needs it
         for t in self._plan.tiles:
             self._tile_bounds[id(t)] = (
                 t.bounds if same_crs(t.crs, self.grid.crs) else transform_bounds(t.bounds, t.crs, self.grid.crs)
@@ -218,9 +218,11 @@ class MosaicReader:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        # The tiles were opened under this reader's GDAL settings: close them with it.
+        # The tiles were opened under this reader's GDAL settings: close them with it. After a
+        # pass over windows (``expect``) nothing decoded is needed again; after single reads (a
+        # pixel under an exemplar) the blocks stay in the bounded cache for the map that follows.
         for tile in self._plan.tiles if self._plan is not None else ():
-            tile.close()
+            tile.close(drop_cache=bool(self._window_index))
         if self._env is not None:
             self._env.__exit__(kind, exc, tb)
             self._env = None

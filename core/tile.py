@@ -13,7 +13,7 @@ from affine import Affine
 from pyproj import Geod
 
 from .arrays import Array
-from .blocks import TileBlocks
+from .blocks import _OWNERS, CACHE, TileBlocks
 from .errors import EmbeddingsError
 from .grid import Bounds, Grid, crs_from, north_up_grid
 from .quant import NODATA
@@ -93,6 +93,7 @@ class Tile:
         self._gdal_only = False
         self._lock = threading.RLock()
         self._own_meta = False
+        self._owner = next(_OWNERS)  # this tile's key in the block cache
         # Set by the reader before each window: whether a later window needs a block (level,
         # block row, block column), so that a block used here in part is kept for it; None: keep.
         self.keep_block: Callable[[int, int, int], bool] | None = None
@@ -101,7 +102,7 @@ class Tile:
         """The block reader of this file, or None when GDAL reads it."""
         with self._lock:
             if self._blocks is False and not self._gdal_only:
-                self._blocks = TileBlocks.open(self.gdal_path, self.label, self._layout)
+                self._blocks = TileBlocks.open(self.gdal_path, self.label, self._layout, self._owner)
                 if isinstance(self._blocks, TileBlocks):
                     self._layout = self._blocks.layout
                 else:
@@ -145,14 +146,18 @@ class Tile:
         """True while the tile holds an open file (or GDAL dataset)."""
         return bool(self._levels) or isinstance(self._blocks, TileBlocks)
 
-    def close(self) -> None:
+    def close(self, drop_cache: bool = True) -> None:
+        """Close the file; ``drop_cache=False`` keeps its decoded blocks in the (bounded) block
+        cache for when it reopens (after planning, or between an exemplar read and the map)."""
         with self._lock:
             for ds in self._levels.values():
                 ds.close()
             self._levels.clear()
             if isinstance(self._blocks, TileBlocks):
-                self._blocks.close()
+                self._blocks.close(drop_cache)
                 self._blocks = False
+            elif drop_cache:
+                CACHE.drop(self._owner)
 
     @property
     def meta(self) -> TileMeta:
