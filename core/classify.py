@@ -55,7 +55,7 @@ from .learn import (
     save_model,
 )
 from .output import RasterWriter, atomic_path, open_class_output, open_float_output
-from .palette import distinct_colours
+from .palette import class_colours
 from .pipeline import reading, stream, windows_for
 from .progress import Progress
 from .sampling import DEFAULT_CAP_PER_FEATURE
@@ -384,7 +384,7 @@ def classify_map(request: ClassifyRequest, progress: Progress | None = None) -> 
         elif data is not None:
             assessment, basis = _cross_validate(request, data, model, progress.sub(12, 25))
         dtype, nodata, counts = _write_map(src, grid, model, request, progress.sub(25, 98))
-    colours = distinct_colours(model.n_classes)
+    colours = class_colours([str(n) for n in model.names])
     classes = [
         MapClass(int(c), str(n), colours[i], int(counts[i])) for i, (c, n) in enumerate(zip(model.codes, model.names))
     ]

@@ -84,3 +84,35 @@ def distinct_colours(n: int) -> list[tuple[int, int, int]]:
 def hex_colour(rgb: tuple[int, int, int]) -> str:
     """'#rrggbb' of an RGB tuple (for QML styles)."""
     return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+# Conventional land-cover colours (close to ESA WorldCover's legend), for class names that say
+# what they are: an analyst reads blue as water and green as forest before any legend. Matched
+# on whole words of the name, first rule first.
+_LAND_COVER = (
+    (("water", "lake", "river", "sea", "ocean", "reservoir"), (0, 100, 200)),
+    (("wetland", "marsh", "swamp", "mangrove", "bog"), (0, 150, 160)),
+    (("forest", "tree", "trees", "woodland", "wood"), (0, 100, 0)),
+    (("shrub", "shrubland", "scrub"), (255, 187, 34)),
+    (("grass", "grassland", "pasture", "meadow", "rangeland"), (140, 200, 80)),
+    (("crop", "cropland", "cropland_b", "agriculture", "farm", "field", "fields"), (240, 150, 255)),
+    (("urban", "built", "building", "buildings", "city", "settlement", "impervious", "road"), (250, 0, 0)),
+    (("bare", "sand", "desert", "rock", "soil"), (180, 180, 180)),
+    (("snow", "ice", "glacier"), (240, 240, 240)),
+)
+
+
+def class_colours(names: list[str]) -> list[tuple[int, int, int]]:
+    """A colour per class name: the conventional land-cover colour where a name says what it
+    is (water, forest, cropland, urban ...), used once; distinct colours for the rest."""
+    out: list[tuple[int, int, int] | None] = []
+    used: set[tuple[int, int, int]] = set()
+    for name in names:
+        words = {w for w in "".join(ch if ch.isalnum() or ch == "_" else " " for ch in name.lower()).split()}
+        words |= {w.split("_")[0] for w in words}
+        rgb = next((c for keys, c in _LAND_COVER if words & set(keys) and c not in used), None)
+        if rgb is not None:
+            used.add(rgb)
+        out.append(rgb)
+    spare = iter(c for c in distinct_colours(len(names) + len(_LAND_COVER) + len(used)) if c not in used)
+    return [rgb if rgb is not None else next(spare) for rgb in out]

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from earth_embeddings.core.palette import distinct_colours, hex_colour
+from earth_embeddings.core.palette import class_colours, distinct_colours, hex_colour
 
 
 def lab(rgb):
@@ -34,3 +34,15 @@ def test_many_colours_stay_distinct_and_colour_i_never_depends_on_n():
     assert np.all((L[:, 0] >= 25) & (L[:, 0] <= 90))
     assert distinct_colours(0) == []
     assert hex_colour((78, 121, 167)) == "#4e79a7"
+
+
+def test_land_cover_names_get_their_conventional_colours_and_the_rest_stay_distinct():
+    names = ["Water", "forest", "cropland", "cropland_b", "urban", "class 7", "grassland"]
+    colours = class_colours(names)
+    r, g, b = colours[0]
+    assert b > 150 and b > r and b > g  # water is blue
+    r, g, b = colours[1]
+    assert g > r and g > b  # forest is green
+    assert colours[2] != colours[3]  # two croplands: the second gets another colour
+    assert len(set(colours)) == len(names)  # all distinct
+    assert class_colours(["a", "b", "c"]) == distinct_colours(3)  # no names known: as before
