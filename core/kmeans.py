@@ -24,7 +24,7 @@ import numpy as np
 
 from .arrays import Array
 from .errors import EmbeddingsError
-from .learn import as_chunk, best_two, column_norms, unit_rows
+from .learn import CHUNK_PIXELS, as_chunk, best_two, column_norms, unit_rows
 from .progress import Progress
 from .search import load_faiss
 
@@ -35,7 +35,6 @@ K_RANGE = (2, 20)
 # choose_k: k-means for every candidate k on this many sample points, the silhouette on this many.
 CHOOSE_FIT_POINTS = 20_000
 CHOOSE_SILHOUETTE_POINTS = 3_000
-CHUNK_PIXELS = 65536
 
 
 @dataclass

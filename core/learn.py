@@ -42,7 +42,9 @@ DEFAULT_K_NEIGHBORS = 5
 # Inverse L2 strength on standardised features (scikit-learn's C): see fit_logistic.
 DEFAULT_C = 1.0
 FOREST_TREES = 100
-# Pixels per chunk when applying: (classes, chunk) float32 scores stay a few MB.
+# Pixels per chunk when applying a model (and assigning clusters): (classes, chunk) float32
+# scores stay a few MB. Larger than block.CHUNK_PIXELS on purpose: those kernels hold
+# (64 bands, chunk) float32 temporaries, which must stay cache-sized.
 CHUNK_PIXELS = 65536
 # The NumPy kNN holds a (chunk, training vectors) float32 score matrix: at most this many cells.
 KNN_SCORE_CELLS = 1 << 22
