@@ -104,13 +104,19 @@ _LAND_COVER = (
 
 def class_colours(names: list[str]) -> list[tuple[int, int, int]]:
     """A colour per class name: the conventional land-cover colour where a name says what it
-    is (water, forest, cropland, urban ...), used once; distinct colours for the rest."""
+    is (water, forest, cropland, urban ...; darker shades of it for further classes of that
+    kind), distinct colours for the rest."""
     out: list[tuple[int, int, int] | None] = []
     used: set[tuple[int, int, int]] = set()
     for name in names:
         words = {w for w in "".join(ch if ch.isalnum() or ch == "_" else " " for ch in name.lower()).split()}
         words |= {w.split("_")[0] for w in words}
-        rgb = next((c for keys, c in _LAND_COVER if words & set(keys) and c not in used), None)
+        rule = next((c for keys, c in _LAND_COVER if words & set(keys)), None)
+        rgb = None
+        if rule is not None:
+            # A second class of the same kind (cropland, cropland_b) gets darker shades of it.
+            shades = [rule] + [(int(rule[0] * f), int(rule[1] * f), int(rule[2] * f)) for f in (0.7, 0.5, 0.35)]
+            rgb = next((c for c in shades if c not in used), None)
         if rgb is not None:
             used.add(rgb)
         out.append(rgb)

@@ -43,6 +43,7 @@ def test_land_cover_names_get_their_conventional_colours_and_the_rest_stay_disti
     assert b > 150 and b > r and b > g  # water is blue
     r, g, b = colours[1]
     assert g > r and g > b  # forest is green
-    assert colours[2] != colours[3]  # two croplands: the second gets another colour
+    assert colours[2] != colours[3]  # two croplands: the second gets a darker shade of the first
+    assert all(b <= a for a, b in zip(colours[2], colours[3]))
     assert len(set(colours)) == len(names)  # all distinct
     assert class_colours(["a", "b", "c"]) == distinct_colours(3)  # no names known: as before
