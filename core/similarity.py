@@ -279,7 +279,9 @@ class Scorer:
         The same scores as ``scores(block.unit_vectors())`` up to rounding, computed over
         contiguous runs of pixels in the block's own (bands, pixels) layout: gathering the
         valid pixels into (n, bands) rows costs more than the products themselves, and
-        dividing the products by the norms is cheaper than normalising the vectors.
+        dividing the products by the norms is cheaper than normalising the vectors. A pixel's
+        score depends on its window only (not on BLAS threads), so runs on a Dask cluster
+        give the same map.
         """
         h, w = block.valid.shape
         n = h * w
@@ -293,7 +295,9 @@ class Scorer:
             norm = np.sqrt(np.einsum("bn,bn->n", v, v))
             # A zero vector keeps a zero score, as unit_vectors leaves it zero.
             norm[norm == 0] = 1.0
-            s = self.matrix @ v
+            # einsum, not BLAS: OpenBLAS rounds some products differently with another number
+            # of threads (a Dask worker runs one), einsum gives each pixel the same sum anywhere.
+            s = np.einsum("qb,bn->qn", self.matrix, v)
             s /= norm
             out[sl] = self._combine(s)
         out[~valid] = np.nan
