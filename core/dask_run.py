@@ -109,9 +109,12 @@ def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Any:
     return client
 
 
+PURPOSE = "Running on a Dask cluster (DASK_SCHEDULER)"
+
+
 def _distributed(module: str = "distributed") -> Any:
     """dask.distributed (optional: one sentence with the install command when missing), untyped."""
-    require("dask.distributed", "Running on a Dask cluster (DASK_SCHEDULER)")
+    require("dask.distributed", PURPOSE)
     return importlib.import_module(module)
 
 
