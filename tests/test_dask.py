@@ -224,3 +224,74 @@ def test_polygons_of_a_map_above_max_pixels_are_refused_before_any_task(cluster,
     # Without polygons the cluster writes it: MAX_PIXELS guards what this computer computes.
     summary = change_map(replace(request, min_area_m2=None))
     assert summary.grid.pixels > 100_000 and (tmp_path / "big.tif").exists()
+
+
+def readme_dask_commands():
+    """The sh commands of README's "Larger than one computer" section, continuation lines joined."""
+    import re
+
+    from qgis_cli import REPO
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Larger than one computer", 1)[1].split("\n## ", 1)[0]
+    return [
+        line.strip()
+        for block in re.findall(r"```sh\n(.*?)```", section, re.S)
+        for line in block.replace("\\\n", " ").splitlines()
+        if line.strip()
+    ]
+
+
+def substitute(words, cluster, sample_index, tmp_path):
+    out = []
+    for w in words:
+        if w.startswith("/tmp/"):
+            w = str(tmp_path / w[len("/tmp/") :])
+        if w.startswith("OUTPUT=/tmp/"):
+            w = "OUTPUT=" + str(tmp_path / w[len("OUTPUT=/tmp/") :])
+        out.append(
+            w.replace("tcp://scheduler-host:8786", cluster.address).replace("/data/aef/aef_index.csv", sample_index)
+        )
+    return out
+
+
+def test_readme_command_line_and_qgis_process_on_the_cluster(cluster, sample_index, tmp_path):
+    import json
+    import shlex
+    import subprocess
+
+    from qgis_cli import REPO, make_profile, run_algorithm
+
+    commands = readme_dask_commands()
+    assert any(c.startswith("dask scheduler") for c in commands) and any(c.startswith("dask worker") for c in commands)
+    grid = GridSpec((-90.02, 44.44, -89.98, 44.46), "EPSG:4326", "EPSG:32616")
+    local = change_map(ChangeRequest(str(tmp_path / "local.tif"), grid, sample_index, 2017, 2024))
+
+    cli = next(c for c in commands if "python3 -m earth_embeddings.core change" in c)
+    words = substitute(shlex.split(cli), cluster, sample_index, tmp_path)
+    assert words[0].startswith("PYTHONPATH=") and words[1] == "python3"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "build" / "pkgpath"))
+    proc = subprocess.run(["/usr/bin/python3"] + words[2:], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Dask: computed by" in proc.stderr and "Traceback" not in proc.stderr
+    assert np.array_equal(read(tmp_path / "change_cli.tif"), read(tmp_path / "local.tif"))
+    areas = json.loads((tmp_path / "change_cli.geojson").read_text())["features"]
+    assert [f["properties"]["pixels"] for f in areas] == [a.pixel_count for a in local.areas]
+
+    qp = next(c for c in commands if c.startswith("qgis_process.bin run"))
+    words = substitute(shlex.split(qp), cluster, sample_index, tmp_path)
+    params = dict(w.split("=", 1) for w in words[4:])
+    proc = run_algorithm(words[2], params, make_profile(tmp_path / "profile"))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-2000:]
+    assert np.array_equal(read(tmp_path / "change_cluster.tif"), read(tmp_path / "local.tif"))
+
+
+def test_processing_run_with_dask_scheduler(cluster, run_alg, sample_index, truth, tmp_path):
+    from ee_helpers import extent_param
+
+    base = {"SOURCE": sample_index, "YEAR_A": 2017, "YEAR_B": 2024, "TARGET_CRS": "EPSG:32616"}
+    base["EXTENT"] = extent_param(truth.notes["bbox_wgs84"])
+    run_alg("embeddings:change", dict(base, OUTPUT=str(tmp_path / "local.tif")))
+    res = run_alg("embeddings:change", dict(base, OUTPUT=str(tmp_path / "dask.tif"), DASK_SCHEDULER=cluster.address))
+    assert np.array_equal(read(tmp_path / "local.tif"), read(tmp_path / "dask.tif"))
+    assert res["VALID_PIXELS"] > 0
