@@ -90,8 +90,9 @@ def check_whole_raster(grid: Grid, max_pixels: int, what: str) -> None:
 def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Any:
     """A distributed.Client of the scheduler at ``address`` with at least one worker, or one
     sentence within the timeout."""
+    distributed = _distributed()
     try:
-        client = _distributed().Client(address, timeout=f"{timeout_s}s", set_as_default=False)
+        client = distributed.Client(address, timeout=f"{timeout_s}s", set_as_default=False)
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise EmbeddingsError(

@@ -295,3 +295,15 @@ def test_processing_run_with_dask_scheduler(cluster, run_alg, sample_index, trut
     res = run_alg("embeddings:change", dict(base, OUTPUT=str(tmp_path / "dask.tif"), DASK_SCHEDULER=cluster.address))
     assert np.array_equal(read(tmp_path / "local.tif"), read(tmp_path / "dask.tif"))
     assert res["VALID_PIXELS"] > 0
+
+
+def test_without_distributed_the_scheduler_says_what_to_install(sample_index, truth, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # what importing a missing package gives
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)
+    with pytest.raises(
+        EmbeddingsError, match=r"Running on a Dask cluster \(DASK_SCHEDULER\) needs distributed.*--no-deps"
+    ):
+        change_map(change_request(sample_index, truth, tmp_path / "n.tif", scheduler="tcp://127.0.0.1:9"))
+    assert not list(tmp_path.iterdir())
