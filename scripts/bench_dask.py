@@ -98,8 +98,8 @@ def main() -> None:
     ]
     plan_rows = []
     for n in (1, 10, 50, 200):
-        hours = GERMANY_PX / (px_s_worker * n) / 3600
-        plan_rows.append([n, f"{hours:,.1f} h"])
+        minutes = GERMANY_PX / (px_s_worker * n) / 60
+        plan_rows.append([n, f"{minutes:,.1f} min"])
     md = "\n\n".join(
         [
             "# Dask: change map on 1 vs 2 workers (bench_dask.py)",
@@ -109,11 +109,12 @@ def main() -> None:
             bl.table(["variant", "wall s", "client CPU s", "client peak RSS MB"], rows),
             f"1 worker / 2 workers (wall, paired by round): **{ratio}x**. All {len(payloads)} rasters "
             f"bit-identical: {identical}.",
-            f"Per task (1 worker, wall including scheduling and transfer): {per_task_s:.2f} s for "
+            f"Per task (1 worker: the run's wall time over its tasks, so connecting, shipping the code and "
+            f"opening the collection count too): {per_task_s:.2f} s for "
             f"{px_per_task / 1e6:.2f} M px = {px_s_worker / 1e6:.2f} M px/s per worker thread.",
             "## On paper: Germany (3.6 billion px a year at 10 m)",
             f"{national_tasks:,.0f} tasks of 2048 x 2048 px; each reads {task_in_mb:,.0f} MB of int8 codes "
-            f"(two years, uncompressed; about a third of that compressed) and sends {task_out_mb:.1f} MB of float32 "
+            f"(two years, uncompressed; the compressed bytes fetched depend on the product) and sends {task_out_mb:.1f} MB of float32 "
             f"to the client, which receives {GERMANY_PX * 4 / 1e9:,.1f} GB in all (less once compressed in the "
             "GeoTIFF). At the per-task throughput measured here (synthetic data on local disk, one thread per "
             "worker), the expected time on N workers in the same region as the data, if reading keeps up:",
