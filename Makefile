@@ -60,7 +60,7 @@ models: setup
 	@$(PY) scripts/make_models.py
 
 # Benchmarks (about 27 min on 2 shared cores; the first run also builds build/bench-data, ~12 min)
-BENCHES ?= workloads memory network kernels topk qgis_process zonal learn trajectory
+BENCHES ?= workloads memory network kernels topk qgis_process zonal learn trajectory dask
 bench: setup
 	@mkdir -p bench-results
 	@set -e; start=$$(date +%s); $(PY) scripts/benchlib.py collection; \

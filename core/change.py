@@ -12,21 +12,25 @@ costs the same memory for a city as for a province.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .arrays import Array
 from .block import CHUNK_PIXELS, Block
+from .dask_run import TASK_PX, ClusterRun, check_whole_raster, client_pixel_limit, run_tasks
 from .errors import EmbeddingsError
-from .grid import DEFAULT_BLOCK, Grid, GridSpec, crs_name, resolve_grid
+from .grid import DEFAULT_BLOCK, Grid, GridSpec, Window, crs_name, resolve_grid
 from .output import open_float_output
 from .pipeline import reading, stream, windows_for
 from .polygons import Area, areas_above
 from .progress import Progress
-from .source import EmbeddingSource, RasterSource, open_years
+from .reader import MosaicReader
+from .source import EmbeddingSource, RasterSource, SourceSpec, open_years
 from .stats import StreamingHistogram
 
 NODATA_CHANGE = -9999.0
@@ -51,6 +55,8 @@ class ChangeRequest:
     min_area_m2: float | None = DEFAULT_MIN_AREA_M2
     block_size: int = DEFAULT_BLOCK
     report: str | None = None  # an HTML change report to write (core.report)
+    scheduler: str | None = None  # a Dask scheduler's address (core.dask_run); None = this computer
+    task_px: int = TASK_PX
 
 
 @dataclass
@@ -128,6 +134,42 @@ def change_of_blocks(a: Block, b: Block) -> Array:
     return out.reshape(h, w)
 
 
+@dataclass
+class ChangeTally:
+    """What the change pass adds up besides the raster: tallies of separate windows (or of
+    separate tasks, see ``change_task``) add up to the whole map's."""
+
+    threshold: float
+    hist: StreamingHistogram = field(default_factory=lambda: StreamingHistogram(0.0, 2.0))
+    above: int = 0
+
+    def window(self, block_a: Block, block_b: Block) -> Array:
+        """The raster block of one window (no-data -9999), added to the tally."""
+        change = change_of_blocks(block_a, block_b)
+        ok = np.isfinite(change)
+        values = change[ok]
+        self.hist.add(values)
+        self.above += int(np.count_nonzero(values > self.threshold))
+        return np.where(ok, change, np.float32(NODATA_CHANGE))
+
+    def merge(self, part: dict[str, Any]) -> None:
+        """Add a task's tallies (see ``change_task``)."""
+        self.hist.add_counts(*part["hist"])
+        self.above += int(part["above"])
+
+
+def change_task(
+    readers: Sequence[MosaicReader], grid: Grid, windows: Sequence[Window], params: dict[str, Any]
+) -> dict[str, Any]:
+    """A Dask task's windows of the change map (core.dask_tasks): their blocks and tallies."""
+    tally = ChangeTally(float(params["threshold"]))
+    blocks = [
+        ((w.col_off, w.row_off, w.width, w.height), tally.window(a, b))
+        for w, (a, b) in stream(readers, windows, Progress())
+    ]
+    return {"blocks": blocks, "hist": tally.hist.nonzero(), "above": tally.above}
+
+
 def compute_change(
     source_a: EmbeddingSource,
     source_b: EmbeddingSource,
@@ -137,16 +179,17 @@ def compute_change(
     progress: Progress | None = None,
     tags: dict[str, str] | None = None,
     block_size: int = DEFAULT_BLOCK,
+    cluster: ClusterRun | None = None,
 ) -> ChangeSummary:
     """Write 1 - cos(a, b) on ``grid`` to a float32 GeoTIFF and summarise it.
 
     Both sources are read onto the same grid (nearest neighbour on codes, mosaicked) in
     pairs of blocks; no-data (-9999) wherever either has none. Memory holds two blocks of
-    int8 codes and one block of output, whatever the grid's size.
+    int8 codes and one block of output, whatever the grid's size. With ``cluster`` the same
+    windows are computed by Dask workers (core.dask_run) and written here as they arrive.
     """
     progress = progress or Progress()
-    hist = StreamingHistogram(0.0, 2.0)
-    above = 0
+    tally = ChangeTally(float(threshold))
     with reading([source_a, source_b], grid) as readers:
         pa, pb = (r.plan for r in readers)
         if pa.bands != pb.bands:
@@ -160,14 +203,15 @@ def compute_change(
         )
         all_tags = {"CHANGE": "1 - cosine similarity of renormalised vectors, 0..2", **(tags or {})}
         with open_float_output(output, grid, ("change",), NODATA_CHANGE, all_tags) as out:
-            for window, (block_a, block_b) in stream(readers, windows_for(grid, readers, block_size), progress):
-                change = change_of_blocks(block_a, block_b)
-                ok = np.isfinite(change)
-                values = change[ok]
-                hist.add(values)
-                above += int(np.count_nonzero(values > threshold))
-                out.write(np.where(ok, change, np.float32(NODATA_CHANGE))[None], window)
+            windows = windows_for(grid, readers, block_size)
+            if cluster is not None:
+                params = {"threshold": float(threshold)}
+                run_tasks(cluster, "change", params, grid, readers, windows, out, tally.merge, progress)
+            else:
+                for window, (block_a, block_b) in stream(readers, windows, progress):
+                    out.write(tally.window(block_a, block_b)[None], window)
             progress.check_cancelled()
+    hist = tally.hist
     return ChangeSummary(
         path=str(output),
         grid=grid,
@@ -178,7 +222,7 @@ def compute_change(
         p90=hist.percentile(90),
         p99=hist.percentile(99),
         threshold=float(threshold),
-        above_pixels=above,
+        above_pixels=tally.above,
         histogram=hist,
     )
 
@@ -217,18 +261,23 @@ def change_map(request: ChangeRequest, progress: Progress | None = None) -> Chan
     progress = progress or Progress()
     _check(request)
     change_end = 85.0 if request.min_area_m2 is not None or request.report else 100.0
+    spec = request.grid
+    if request.scheduler:
+        spec = replace(spec, max_pixels=client_pixel_limit(request.output))
     with ExitStack() as stack:
         if request.input_a and request.input_b:
             rasters = [stack.enter_context(RasterSource(p)) for p in (request.input_a, request.input_b)]
             sources: list[EmbeddingSource] = list(rasters)
-            grid = resolve_grid(GridSpec(max_pixels=request.grid.max_pixels), rasters[0].native_grid())
+            grid = resolve_grid(GridSpec(max_pixels=spec.max_pixels), rasters[0].native_grid())
+            specs = tuple(SourceSpec(raster=p) for p in (request.input_a, request.input_b))
             labels = [r.year_tag or Path(r.path).stem for r in rasters]
             tags = {"EMBEDDINGS_INPUT_A": str(request.input_a), "EMBEDDINGS_INPUT_B": str(request.input_b)}
             step = progress
         else:
             assert request.year_a is not None and request.year_b is not None  # _check
-            grid = resolve_grid(request.grid, alternative=", or two embedding rasters")
+            grid = resolve_grid(spec, alternative=", or two embedding rasters")
             years = [int(request.year_a), int(request.year_b)]
+            specs = tuple(SourceSpec(request.collection, y) for y in years)
             sources = [stack.enter_context(s) for s in open_years(request.collection, years, progress.sub(0, 5))]
             labels = [str(y) for y in years]
             tags = {
@@ -237,6 +286,11 @@ def change_map(request: ChangeRequest, progress: Progress | None = None) -> Chan
                 "EMBEDDINGS_YEAR_B": labels[1],
             }
             step = progress.sub(5, 100)
+        cluster = None
+        if request.scheduler:
+            if request.min_area_m2 is not None or request.report:
+                check_whole_raster(grid, request.grid.max_pixels, "change areas (polygons and the report's areas)")
+            cluster = ClusterRun(request.scheduler, specs, request.task_px)
         summary = compute_change(
             sources[0],
             sources[1],
@@ -246,6 +300,7 @@ def change_map(request: ChangeRequest, progress: Progress | None = None) -> Chan
             step.sub(0, change_end),
             tags,
             request.block_size,
+            cluster,
         )
     summary.label_a, summary.label_b = labels
     if request.min_area_m2 is not None:

@@ -295,8 +295,13 @@ def require(module: str, purpose: str) -> None:
 
     if importable(module):
         return
+    raise EmbeddingsError(missing_sentence(module, purpose))
+
+
+def missing_sentence(module: str, purpose: str) -> str:
+    """The sentence ``require`` raises: what needs the package and the command that installs it."""
     dep = next(d for d in DEPENDENCIES if d.module == module)
-    raise EmbeddingsError(
+    return (
         f"{purpose} needs {dep.pip_name}, which QGIS's Python lacks: install it with {install_command([dep])} "
         f"(--no-deps keeps QGIS's NumPy {numpy_version()}) and restart QGIS."
     )

@@ -131,7 +131,11 @@ class TopKSearch:
         if self.method == "faiss" and vectors is not None and ids.size > self.m:
             local = self._faiss_candidates(vectors, scores)
             ids, scores = ids[local], scores[local]
-        ids, scores = _rank(ids, scores, self.m)
+        self.merge(*_rank(ids, scores, self.m))
+
+    def merge(self, ids: Array, scores: Array) -> None:
+        """Add candidates (another search's pool, or a block's best): the pool stays the top M
+        of everything added, whatever the order, so pools of separate searches merge exactly."""
         self.pool_ids, self.pool_scores = _rank(
             np.concatenate([self.pool_ids, ids]), np.concatenate([self.pool_scores, scores]), self.m
         )

@@ -23,19 +23,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from .arrays import Array
 from .block import CHUNK_PIXELS, Block
+from .dask_run import TASK_PX, ClusterRun, check_whole_raster, client_pixel_limit, run_tasks
 from .errors import EmbeddingsError, NoCoverage
 from .geometry import POINT_TYPES, POLYGON_TYPES, Geometry, all_xy, bounds, centroid, transform_geometry
-from .grid import DEFAULT_BLOCK, Grid, GridSpec, transformer
+from .grid import DEFAULT_BLOCK, Grid, GridSpec, Window, transformer
 from .output import open_float_output
 from .pipeline import reading, stream, windows_for
 from .polygons import Area, areas_above
 from .progress import Progress
+from .reader import MosaicReader
 from .search import Place, TopKSearch
 from .source import EmbeddingSource, SourceSpec, open_on_grid
 from .stats import StreamingHistogram
@@ -81,6 +84,8 @@ class SimilarityRequest:
     threshold: float | None = None
     use_faiss: bool | None = None
     block_size: int = DEFAULT_BLOCK
+    scheduler: str | None = None  # a Dask scheduler's address (core.dask_run); None = this computer
+    task_px: int = TASK_PX
 
 
 @dataclass
@@ -234,6 +239,7 @@ class Scorer:
         self.has_negatives = negatives is not None and len(negatives) > 0
         pos = np.asarray(positives, dtype=np.float32)
         neg = np.asarray(negatives, dtype=np.float32) if self.has_negatives else None
+        self.positives, self.negatives = pos, neg  # what a Dask task rebuilds the scorer from
         if aggregate == "mean":
             q = _unit(pos.mean(axis=0))
             if neg is not None:
@@ -273,7 +279,9 @@ class Scorer:
         The same scores as ``scores(block.unit_vectors())`` up to rounding, computed over
         contiguous runs of pixels in the block's own (bands, pixels) layout: gathering the
         valid pixels into (n, bands) rows costs more than the products themselves, and
-        dividing the products by the norms is cheaper than normalising the vectors.
+        dividing the products by the norms is cheaper than normalising the vectors. A pixel's
+        score depends on its window only (not on BLAS threads), so runs on a Dask cluster
+        give the same map.
         """
         h, w = block.valid.shape
         n = h * w
@@ -287,7 +295,9 @@ class Scorer:
             norm = np.sqrt(np.einsum("bn,bn->n", v, v))
             # A zero vector keeps a zero score, as unit_vectors leaves it zero.
             norm[norm == 0] = 1.0
-            s = self.matrix @ v
+            # einsum, not BLAS: OpenBLAS rounds some products differently with another number
+            # of threads (a Dask worker runs one), einsum gives each pixel the same sum anywhere.
+            s = np.einsum("qb,bn->qn", self.matrix, v)
             s /= norm
             out[sl] = self._combine(s)
         out[~valid] = np.nan
@@ -338,6 +348,11 @@ class _Heatmap:
     def valid_pixels(self) -> int:
         return self.hist.total
 
+    def merge(self, part: dict[str, Any]) -> None:
+        """Add a task's tallies (see ``similarity_task``)."""
+        self.hist.add_counts(*part["hist"])
+        self.score_max = max(self.score_max, float(part["score_max"]))
+
 
 def _score_block(block: Block, scorer: Scorer, grid: Grid, heat: _Heatmap, search: TopKSearch | None) -> Array:
     """The block's scores for the raster (no-data -9999), added to the summary and the search."""
@@ -356,6 +371,32 @@ def _score_block(block: Block, scorer: Scorer, grid: Grid, heat: _Heatmap, searc
         vectors = block.unit_vectors() if search.method == "faiss" and ids.size > search.m else None
         search.add_block(ids, scores, vectors)
     return out
+
+
+def _search(
+    top_k: int, separation_m: float, use_faiss: bool | None, scorer: Scorer, grid: Grid, progress: Progress
+) -> TopKSearch | None:
+    if top_k <= 0:
+        return None
+    return TopKSearch(top_k, separation_m / grid.resolution, grid.width, scorer.search_queries, use_faiss, progress)
+
+
+def similarity_task(
+    readers: Sequence[MosaicReader], grid: Grid, windows: Sequence[Window], params: dict[str, Any]
+) -> dict[str, Any]:
+    """A Dask task's windows of the heatmap (core.dask_tasks): their blocks, the histogram, the
+    maximum and the task's top-k candidates, which merge exactly (see search.TopKSearch.merge)."""
+    scorer = Scorer(params["positives"], params["negatives"], params["aggregate"])
+    search = _search(
+        int(params["top_k"]), float(params["min_separation_m"]), params["use_faiss"], scorer, grid, Progress()
+    )
+    heat = _Heatmap()
+    blocks = [
+        ((w.col_off, w.row_off, w.width, w.height), _score_block(block, scorer, grid, heat, search))
+        for w, (block,) in stream(readers, windows, Progress())
+    ]
+    pool = None if search is None else (search.pool_ids, search.pool_scores)
+    return {"blocks": blocks, "hist": heat.hist.nonzero(), "score_max": heat.score_max, "pool": pool}
 
 
 def _tags(src: EmbeddingSource, request: SimilarityRequest) -> dict[str, str]:
@@ -381,27 +422,43 @@ def similarity_map(request: SimilarityRequest, progress: Progress | None = None)
     _check(request)
     heat_end = 90.0 if request.threshold is not None else 99.0
     heat = _Heatmap()
-    src, grid = open_on_grid(request.source, request.grid, progress.sub(0, 2))
+    spec = request.grid
+    if request.scheduler:
+        spec = replace(spec, max_pixels=client_pixel_limit(request.output))
+    src, grid = open_on_grid(request.source, spec, progress.sub(0, 2))
     with src:
+        cluster = None
+        if request.scheduler:
+            if request.threshold is not None:
+                check_whole_raster(grid, request.grid.max_pixels, "areas above the threshold")
+            cluster = ClusterRun(request.scheduler, (request.source,), request.task_px)
         scorer = _scorer(src, request, progress.sub(2, 8))
-        search = None
-        if request.top_k > 0:
-            search = TopKSearch(
-                request.top_k,
-                request.min_separation_m / grid.resolution,
-                grid.width,
-                scorer.search_queries,
-                request.use_faiss,
-                progress,
-            )
+        search = _search(request.top_k, request.min_separation_m, request.use_faiss, scorer, grid, progress)
         with (
             reading([src], grid) as readers,
             open_float_output(request.output, grid, ("similarity",), NODATA_SCORE, _tags(src, request)) as out,
         ):
             progress.info(readers[0].plan.describe())
             windows = windows_for(grid, readers, request.block_size)
-            for window, (block,) in stream(readers, windows, progress.sub(8, heat_end)):
-                out.write(_score_block(block, scorer, grid, heat, search)[None], window)
+            if cluster is not None:
+                params = {
+                    "positives": scorer.positives,
+                    "negatives": scorer.negatives,
+                    "aggregate": scorer.aggregate,
+                    "top_k": request.top_k,
+                    "min_separation_m": request.min_separation_m,
+                    "use_faiss": request.use_faiss,
+                }
+
+                def merge(part: dict[str, Any]) -> None:
+                    heat.merge(part)
+                    if search is not None:
+                        search.merge(*part["pool"])
+
+                run_tasks(cluster, "similarity", params, grid, readers, windows, out, merge, progress.sub(8, heat_end))
+            else:
+                for window, (block,) in stream(readers, windows, progress.sub(8, heat_end)):
+                    out.write(_score_block(block, scorer, grid, heat, search)[None], window)
             if heat.valid_pixels == 0:
                 raise EmbeddingsError(
                     "The embeddings have no data anywhere in this extent; move the extent onto the coverage."

@@ -29,6 +29,15 @@ class StreamingHistogram:
     def merge(self, other: StreamingHistogram) -> None:
         self.counts += other.counts
 
+    def nonzero(self) -> tuple[Array, Array]:
+        """(bins, counts) of the bins that hold values: a histogram's compact form to send."""
+        bins = np.flatnonzero(self.counts)
+        return bins, self.counts[bins]
+
+    def add_counts(self, bins: Array, counts: Array) -> None:
+        """Add the counts of another histogram of the same range given as ``nonzero`` gives them."""
+        np.add.at(self.counts, bins, counts)
+
     @property
     def total(self) -> int:
         return int(self.counts.sum())

@@ -127,6 +127,7 @@ class ChangeMapAlgorithm(EmbeddingsAlgorithm):
             )
         )
         self.add_report_parameter()
+        self.add_scheduler_parameter()
         for name, label in (
             ("VALID_PIXELS", "Pixels with data in both years"),
             ("CHANGE_P50", "Median change (1 - cosine)"),
@@ -157,6 +158,7 @@ class ChangeMapAlgorithm(EmbeddingsAlgorithm):
             threshold=self.parameterAsDouble(parameters, "THRESHOLD", context),
             min_area_m2=self.parameterAsDouble(parameters, "MIN_AREA_M2", context) if want_polygons else None,
             report=self.report_path(parameters, context),
+            scheduler=self.scheduler(parameters, context),
         )
         with core_errors():
             summary = change_map(request, FeedbackProgress(feedback))

@@ -195,6 +195,7 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
                 "max_score), largest first. Written when a threshold is set.",
             )
         )
+        self.add_scheduler_parameter()
         self.addOutput(QgsProcessingOutputNumber("VALID_PIXELS", tr("Pixels with a score")))
         self.addOutput(QgsProcessingOutputNumber("SCORE_LOW", tr("2nd percentile of the scores")))
         self.addOutput(QgsProcessingOutputNumber("SCORE_MAX", tr("Highest score")))
@@ -262,6 +263,7 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
             top_k=top_k,
             min_separation_m=self.parameterAsDouble(parameters, "MIN_SEPARATION_M", context),
             threshold=threshold,
+            scheduler=self.scheduler(parameters, context),
         )
         with core_errors():
             result = similarity_map(request, FeedbackProgress(feedback))

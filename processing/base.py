@@ -32,6 +32,8 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from ..core.dask_run import PURPOSE as DASK_PURPOSE
+from ..core.deps import importable, missing_sentence
 from ..core.errors import EmbeddingsError
 from ..core.grid import DEFAULT_MAX_PIXELS, GridSpec
 from ..core.progress import Progress
@@ -78,6 +80,15 @@ REPORT_HELP = (
     "the percentiles, the hectares above 0.1 / 0.2 / 0.3 / 0.5 and the largest change areas with "
     "their coordinates{extra}. Processing's results viewer lists it. The pictures need matplotlib; "
     "without it the report has tables instead."
+)
+DASK_HELP = (
+    "Optional: the address of a Dask scheduler (tcp://host:8786) whose workers compute the map; empty = "
+    "this computer. Start one with 'dask scheduler' and workers with 'dask worker tcp://host:8786' (they need "
+    "numpy, rasterio, pyproj, requests and distributed; the plugin sends its own code). The collection must be "
+    "an http(s) URL or a path every worker sees at the same place. With a scheduler, MAX_PIXELS limits only "
+    "what this computer computes from the assembled map (areas above a threshold, the report); the map itself "
+    "is limited by what this computer can write (the free space of the output folder). The output is the same, "
+    "bit for bit, as on this computer."
 )
 YEAR_LABELS = {"YEAR": ("Year", 2024), "YEAR_A": ("Year A (before)", 2017), "YEAR_B": ("Year B (after)", 2024)}
 
@@ -332,6 +343,24 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
         if parameters.get("OUTPUT_REPORT") in (None, ""):
             return None
         return self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None
+
+    def add_scheduler_parameter(self) -> None:
+        """DASK_SCHEDULER (advanced): run the map on a Dask cluster (core.dask_run)."""
+        text = DASK_HELP
+        if not importable("dask.distributed"):
+            text += " " + missing_sentence("dask.distributed", DASK_PURPOSE)
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterString(
+                    "DASK_SCHEDULER", tr("Dask scheduler (empty = this computer)"), defaultValue="", optional=True
+                ),
+                text,
+                advanced=True,
+            )
+        )
+
+    def scheduler(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
+        return (self.parameterAsString(parameters, "DASK_SCHEDULER", context) or "").strip() or None
 
     def add_input_raster(self, name: str, label: str, help_text: str) -> None:
         self.addParameter(with_help(QgsProcessingParameterRasterLayer(name, tr(label), optional=True), help_text))

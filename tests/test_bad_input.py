@@ -361,6 +361,30 @@ CASES = [
         r"No embeddings cover this extent",
     ),
     (
+        "change-dask-scheduler-unreachable",
+        "embeddings:change",
+        lambda b: {
+            "SOURCE": b["index"],
+            "YEAR_A": 2017,
+            "YEAR_B": 2024,
+            "EXTENT": b["extent"],
+            "DASK_SCHEDULER": "tcp://127.0.0.1:9",
+        },
+        r"The Dask scheduler at tcp://127\.0\.0\.1:9 did not answer within 10 s.*dask scheduler",
+    ),
+    (
+        "similarity-dask-scheduler-unreachable",
+        "embeddings:similarity",
+        lambda b: {
+            "SOURCE": b["index"],
+            "YEAR": 2024,
+            "EXTENT": b["extent"],
+            "EXEMPLARS": b["ex_ok"],
+            "DASK_SCHEDULER": "tcp://127.0.0.1:9",
+        },
+        r"The Dask scheduler at tcp://127\.0\.0\.1:9 did not answer within 10 s",
+    ),
+    (
         "zonal-one-band",
         "embeddings:zonalstats",
         lambda b: {"INPUT": b["oneband"], "ZONES": b["zones_ok"]},
