@@ -31,6 +31,7 @@ class SearchDock(QgsDockWidget):
 
     options_changed = pyqtSignal()
     clear_requested = pyqtSignal()
+    save_requested = pyqtSignal(str)  # a folder to copy the current results into
 
     def __init__(self, parent=None):
         super().__init__("Earth Embeddings click-to-search", parent)
@@ -86,6 +87,12 @@ class SearchDock(QgsDockWidget):
         self.clear_button = QPushButton("Clear exemplars", body)
         self.clear_button.setToolTip("Forget the clicked places (same as Esc on the map).")
         self.clear_button.clicked.connect(self.clear_requested)
+        self.save_button = QPushButton("Save results…", body)
+        self.save_button.setToolTip(
+            "Copy the current heatmap (GeoTIFF) and places (GeoPackage) into a folder of your choice. "
+            "In a saved project they are also kept in the folder <project name>_embeddings beside it."
+        )
+        self.save_button.clicked.connect(self.choose_save_folder)
         self.status = QLabel("Click a place on the map with the click-to-search tool.", body)
         self.status.setWordWrap(True)
         help_text = QLabel("Click: search for a place. Shift-click: add a place. Ctrl-click: add a negative.", body)
@@ -96,7 +103,10 @@ class SearchDock(QgsDockWidget):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         layout = QVBoxLayout(body)
         layout.addLayout(form)
-        layout.addWidget(self.clear_button)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.clear_button)
+        buttons.addWidget(self.save_button)
+        layout.addLayout(buttons)
         layout.addWidget(help_text)
         layout.addWidget(self.status)
         layout.addStretch(1)
@@ -154,6 +164,11 @@ class SearchDock(QgsDockWidget):
         if path:
             self.source.setText(path)
             self._changed()
+
+    def choose_save_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Folder for the search results")
+        if path:
+            self.save_requested.emit(path)
 
     def _changed(self, *_args) -> None:
         if not getattr(self, "_loading", False):

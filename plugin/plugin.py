@@ -93,6 +93,7 @@ class EarthEmbeddingsPlugin:
         self.search_tool.clicked.connect(self.search.handle_click)
         self.search_tool.cleared.connect(self.search.clear)
         self.search_dock.clear_requested.connect(self.search.clear)
+        self.search_dock.save_requested.connect(self.search.save_results)
         self.search_dock.options_changed.connect(self.search_options_changed)
         self.search.status.connect(self.search_dock.set_status)
         project = QgsProject.instance()

@@ -162,11 +162,39 @@ def inspect():
         canvas.mapCanvasRefreshed.disconnect(save)
         canvas.saveAsImage(SETUP["screenshot"])
         report["screenshot"] = SETUP["screenshot"]
-        report["stage"] = "done"
-        finish()
+        report["stage"] = "saved screenshot"
+        QTimer.singleShot(0, reopen)
 
     canvas.mapCanvasRefreshed.connect(save)
     canvas.refresh()
+
+
+def reopen():
+    """Save the project as the desktop's Save As does, clear it, read it back: the results come back."""
+    plugin = qgis.utils.plugins["earth_embeddings"]
+    project = QgsProject.instance()
+    project.setFileName(SETUP["project"])
+    report["project_written"] = project.write()
+    report["sources_saved"] = {
+        role: plugin.search.layer(role).source() for role in ("similarity", "exemplars", "top_places")
+    }
+    project.clear()
+    report["project_read"] = project.read(SETUP["project"])
+    reopened = {}
+    for role in ("similarity", "exemplars", "top_places"):
+        layer = plugin.search.layer(role)
+        reopened[role] = (
+            None
+            if layer is None
+            else {
+                "valid": layer.isValid(),
+                "source": layer.source(),
+                "features": layer.featureCount() if hasattr(layer, "featureCount") else None,
+            }
+        )
+    report["reopened"] = reopened
+    report["stage"] = "done"
+    finish()
 
 
 QTimer.singleShot(1500, setup)

@@ -116,6 +116,7 @@ def test_click_to_search_in_the_desktop(tmp_path, sample_dir, sample_index, trut
         "probes": probes,
         "screenshot": str(screenshot),
         "context_layer": str(sample_dir / "aef_index.gpkg"),
+        "project": str(tmp_path / "analysis.qgz"),
     }
     drive = os.path.join(os.path.dirname(__file__), "desktop_click_search.py")
     log, report, output = run_desktop(tmp_path, drive, extra_env={"EE_CLICK_SEARCH": json.dumps(setup)})
@@ -146,3 +147,10 @@ def test_click_to_search_in_the_desktop(tmp_path, sample_dir, sample_index, trut
     others = [v for c, vs in values.items() if c != "forest" for v in vs]
     assert min(values["forest"]) > 0.9 and min(values["forest"]) > max(others)
     assert screenshot.exists() and screenshot.stat().st_size > 10_000
+    # Saved and reopened: the results are files beside the project, and they come back.
+    assert report["project_written"] and report["project_read"]
+    beside = str(tmp_path / "analysis_embeddings")
+    assert all(s.startswith(beside) for s in report["sources_saved"].values()), report["sources_saved"]
+    reopened = report["reopened"]
+    assert all(r is not None and r["valid"] and r["source"].startswith(beside) for r in reopened.values()), reopened
+    assert reopened["top_places"]["features"] == 5 and reopened["exemplars"]["features"] == 1

@@ -2,6 +2,7 @@
 embeddings:similarity as background tasks on the sample collection, results land in reused
 layers, newer clicks supersede older ones, failures become one message-bar sentence."""
 
+import os
 import time
 
 import numpy as np
@@ -116,8 +117,7 @@ def test_click_maps_similarity_in_the_background_and_reuses_the_layer(controller
     top = controller.layer(search_module.TOP_PLACES)
     assert top is not None and top.featureCount() == 3
     for f in top.getFeatures():
-        p = f.geometry().asPoint()
-        assert truth.class_at(p.x(), p.y(), YEAR) == CLASSES.index("forest")
+        assert truth.class_at(f["lon"], f["lat"], YEAR) == CLASSES.index("forest")
     exemplars = controller.layer(search_module.EXEMPLARS)
     assert [f["kind"] for f in exemplars.getFeatures()] == ["exemplar"]
 
@@ -211,3 +211,65 @@ def test_escape_clears_and_cancels_the_running_search(controller, truth):
     assert controller.finished_log in ([(1, False)], [(1, True)])
     assert not controller.iface.messageBar().get_messages(Qgis.MessageLevel.Warning)
     assert any("Cleared" in s for s in statuses)
+
+
+def test_results_move_beside_a_saved_project_and_come_back_when_it_is_reopened(controller, truth, tmp_path):
+    forest = class_interior_points(truth, CLASSES.index("forest"), YEAR, 1, seed=5)[0]
+    click(controller, *forest)
+    wait_for_tasks(controller)
+    roles = (search_module.SIMILARITY, search_module.EXEMPLARS, search_module.TOP_PLACES)
+    # Before the project has a file the results live in the session's temp folder.
+    assert all(controller.layer(r).source().startswith(controller.root) for r in roles)
+    project = QgsProject.instance()
+    path = tmp_path / "survey.qgz"
+    project.setFileName(str(path))  # as the desktop's Save As does, before it writes
+    assert project.write()
+    folder = tmp_path / "survey_embeddings"
+    sources = {r: controller.layer(r).source().split("|")[0] for r in roles}
+    assert all(os.path.dirname(p) == str(folder) and os.path.isfile(p) for p in sources.values()), sources
+    assert sources[search_module.SIMILARITY].endswith(".tif")
+    assert sources[search_module.TOP_PLACES].endswith(".gpkg")
+    # A later click updates the same layers, writing beside the project; the old files go.
+    water = class_interior_points(truth, CLASSES.index("water"), YEAR, 1, seed=5)[0]
+    click(controller, *water)
+    wait_for_tasks(controller)
+    heatmap = controller.layer(search_module.SIMILARITY).source()
+    assert os.path.dirname(heatmap) == str(folder) and not os.path.exists(sources[search_module.SIMILARITY])
+    assert project.write()
+    ids = {r: controller.layer(r).id() for r in roles}
+
+    project.clear()
+    assert controller.layer(search_module.SIMILARITY) is None
+    assert project.read(str(path))
+    for role in roles:
+        layer = controller.layer(role)
+        assert layer is not None and layer.isValid() and layer.id() == ids[role], role
+    assert controller.layer(search_module.TOP_PLACES).featureCount() == 3
+    assert [f["kind"] for f in controller.layer(search_module.EXEMPLARS).getFeatures()] == ["exemplar"]
+    scores = class_scores(controller.layer(search_module.SIMILARITY).source(), truth)
+    assert scores["water"].min() > np.concatenate([v for c, v in scores.items() if c != "water"]).max()
+
+    # Save results... copies the current results anywhere, with plain names.
+    written = controller.save_results(str(tmp_path / "elsewhere"))
+    assert sorted(os.path.basename(p) for p in written) == ["exemplars.gpkg", "similarity.tif", "top_places.gpkg"]
+    project.clear()
+
+
+def test_a_failed_click_after_a_good_one_leaves_no_stale_heatmap(controller, truth):
+    bar = controller.iface.messageBar()
+    forest = class_interior_points(truth, CLASSES.index("forest"), YEAR, 1, seed=5)[0]
+    click(controller, *forest)
+    wait_for_tasks(controller)
+    assert controller.layer(search_module.SIMILARITY) is not None
+    old = controller.layer(search_module.SIMILARITY).source()
+    lon_min, lat_min, lon_max, lat_max = truth.notes["bbox_wgs84"]
+    click(controller, lon_max + 5.0, lat_max + 5.0)
+    wait_for_tasks(controller)
+    assert controller.finished_log == [(1, True), (2, False)]
+    assert controller.layer(search_module.SIMILARITY) is None and not os.path.exists(old)
+    assert controller.layer(search_module.TOP_PLACES) is None
+    assert len(bar.get_messages(Qgis.MessageLevel.Warning)) == 1
+    assert controller.last_error is not None
+    click(controller, *forest)
+    wait_for_tasks(controller)
+    assert controller.layer(search_module.SIMILARITY) is not None and controller.last_error is None
