@@ -26,12 +26,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from affine import Affine
 
 from .arrays import Array
 from .block import CHUNK_PIXELS, Block
 from .errors import EmbeddingsError, NoCoverage
 from .geometry import POINT_TYPES, POLYGON_TYPES, Geometry, all_xy, bounds, centroid, transform_geometry
-from .grid import DEFAULT_BLOCK, Grid, GridSpec, transformer
+from .grid import DEFAULT_BLOCK, Grid, GridSpec, Window, transformer
 from .output import open_float_output
 from .pipeline import reading, stream, windows_for
 from .polygons import Area, areas_above
@@ -126,13 +127,32 @@ class _Sum:
         self.count += count
 
 
-def _add_pixel(source: EmbeddingSource, exemplar: Exemplar, x: float, y: float, crs: str, acc: _Sum) -> None:
-    read = source.pixel_at(x, y, crs)
+def _add_pixel(
+    source: EmbeddingSource, exemplar: Exemplar, x: float, y: float, crs: str, acc: _Sum, lattice: Grid | None = None
+) -> None:
+    read = source.pixel_at(x, y, crs) if lattice is None else _lattice_pixel(source, lattice, x, y, crs)
     if read is None:
         raise EmbeddingsError(_outside(source, exemplar))
     if not read[1]:
         raise EmbeddingsError(_on_nodata(source, exemplar))
     acc.add(read[0].astype(np.float64), 1)
+
+
+def _lattice_pixel(source: EmbeddingSource, lattice: Grid, x: float, y: float, crs: str) -> tuple[Array, bool] | None:
+    """(values, valid) of the pixel of ``lattice`` (the output grid, extended anywhere) under a
+    point: the same averaged vector the map has there, also for a point off the extent."""
+    lx, ly = transformer(crs, lattice.crs).transform(x, y)
+    if not (math.isfinite(lx) and math.isfinite(ly)):
+        return None
+    t = lattice.transform
+    col, row = math.floor((lx - t.c) / t.a), math.floor((ly - t.f) / t.e)
+    one = Grid(lattice.crs, t * Affine.translation(col, row), 1, 1)
+    try:
+        with source.reader(one) as reader:
+            block = reader.read(Window(0, 0, 1, 1))
+    except NoCoverage:
+        return None
+    return block.values()[:, 0, 0], bool(block.valid[0, 0])
 
 
 def _outside(source: EmbeddingSource, exemplar: Exemplar) -> str:
@@ -171,11 +191,13 @@ def _add_polygon(source: EmbeddingSource, exemplar: Exemplar, local: Geometry, c
         raise EmbeddingsError(_on_nodata(source, exemplar))
 
 
-def exemplar_vector(source: EmbeddingSource, exemplar: Exemplar) -> Array:
+def exemplar_vector(source: EmbeddingSource, exemplar: Exemplar, lattice: Grid | None = None) -> Array:
     """The unit vector (bands,) of one exemplar; an error that names it when it has no data.
 
-    A point takes the pixel under it; a polygon the renormalised mean of the pixels whose
-    centres lie in it, read in the source's native pixels around the exemplar.
+    A point takes the pixel under it (of ``lattice`` when given: the output grid at a coarser
+    resolution, so that the exemplar is the averaged vector the map shows); a polygon the
+    renormalised mean of the pixels whose centres lie in it, read in the source's native
+    pixels around the exemplar.
     """
     geom = exemplar.geometry
     kind = geom.get("type") if isinstance(geom, dict) else None
@@ -197,7 +219,7 @@ def exemplar_vector(source: EmbeddingSource, exemplar: Exemplar) -> Array:
     acc = _Sum()
     if kind in POINT_TYPES:
         for x, y in pts:
-            _add_pixel(source, exemplar, float(x), float(y), crs, acc)
+            _add_pixel(source, exemplar, float(x), float(y), crs, acc, lattice)
     else:
         _add_polygon(source, exemplar, local, crs, acc)
     assert acc.total is not None
@@ -208,13 +230,18 @@ def exemplar_vector(source: EmbeddingSource, exemplar: Exemplar) -> Array:
     return np.asarray(mean / norm, dtype=np.float32)
 
 
-def exemplar_vectors(source: EmbeddingSource, exemplars: Sequence[Exemplar], progress: Progress | None = None) -> Array:
-    """Unit vectors (n, bands) of exemplars, in order."""
+def exemplar_vectors(
+    source: EmbeddingSource,
+    exemplars: Sequence[Exemplar],
+    progress: Progress | None = None,
+    lattice: Grid | None = None,
+) -> Array:
+    """Unit vectors (n, bands) of exemplars, in order (points on ``lattice``, see exemplar_vector)."""
     progress = progress or Progress()
     out = []
     for i, ex in enumerate(exemplars):
         progress.check_cancelled()
-        out.append(exemplar_vector(source, ex))
+        out.append(exemplar_vector(source, ex, lattice))
         progress.set_progress(100.0 * (i + 1) / len(exemplars))
     return np.asarray(out, dtype=np.float32)
 
@@ -313,11 +340,16 @@ def _check(request: SimilarityRequest) -> None:
         raise EmbeddingsError("The number of top places and the minimum separation cannot be negative.")
 
 
-def _scorer(src: EmbeddingSource, request: SimilarityRequest, progress: Progress) -> Scorer:
+def _scorer(src: EmbeddingSource, request: SimilarityRequest, progress: Progress, grid: Grid) -> Scorer:
     n_pos, n_all = len(request.exemplars), len(request.exemplars) + len(request.negatives)
-    positives = exemplar_vectors(src, request.exemplars, progress.sub(0, 100 * n_pos / n_all))
+    # From a collection at a coarser resolution than its 10 m, a clicked point is the output
+    # pixel under it, as the map averages it (an input raster is read on its own pixels anyway).
+    lattice = grid if src.native_grid() is None and grid.resolution > 10.0 else None
+    positives = exemplar_vectors(src, request.exemplars, progress.sub(0, 100 * n_pos / n_all), lattice)
     negatives = (
-        exemplar_vectors(src, request.negatives, progress.sub(100 * n_pos / n_all, 100)) if request.negatives else None
+        exemplar_vectors(src, request.negatives, progress.sub(100 * n_pos / n_all, 100), lattice)
+        if request.negatives
+        else None
     )
     if negatives is not None and request.aggregate == "max":
         progress.info(
@@ -383,7 +415,7 @@ def similarity_map(request: SimilarityRequest, progress: Progress | None = None)
     heat = _Heatmap()
     src, grid = open_on_grid(request.source, request.grid, progress.sub(0, 2))
     with src:
-        scorer = _scorer(src, request, progress.sub(2, 8))
+        scorer = _scorer(src, request, progress.sub(2, 8), grid)
         search = None
         if request.top_k > 0:
             search = TopKSearch(

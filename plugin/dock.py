@@ -6,6 +6,7 @@ from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -21,7 +22,7 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from .options import MAX_TOP_K, YEARS, SearchOptions
+from .options import MAX_RESOLUTION_M, MAX_TOP_K, YEARS, SearchOptions
 
 PUBLIC_PRODUCT = "Public AlphaEarth product (Source Cooperative)"
 
@@ -63,6 +64,23 @@ class SearchDock(QgsDockWidget):
         self.year.setRange(*YEARS)
         self.year.setToolTip("The year of the annual embeddings to search.")
         form.addRow("Year", self.year)
+
+        self.resolution_mode = QComboBox(body)
+        self.resolution_mode.addItems(["Follow the map", "10 m (the product's own)", "Other"])
+        self.resolution_mode.setToolTip(
+            "The pixel size of the search. Follow the map: the size of a screen pixel on the ground, "
+            "rounded down to 10, 20, 40, 80... m, where the product's overviews are (zoomed out, far "
+            "less is read); 10 m when zoomed in."
+        )
+        self.resolution = QSpinBox(body)
+        self.resolution.setRange(10, int(MAX_RESOLUTION_M))
+        self.resolution.setSingleStep(10)
+        self.resolution.setSuffix(" m")
+        self.resolution.setToolTip("The pixel size of the search, in metres (coarser pixels average the embeddings).")
+        row = QHBoxLayout()
+        row.addWidget(self.resolution_mode, 1)
+        row.addWidget(self.resolution)
+        form.addRow("Resolution", row)
 
         self.top_k = QSpinBox(body)
         self.top_k.setRange(0, MAX_TOP_K)
@@ -120,9 +138,12 @@ class SearchDock(QgsDockWidget):
             self.opacity.valueChanged,
             self.threshold.valueChanged,
             self.use_threshold.toggled,
+            self.resolution_mode.currentIndexChanged,
+            self.resolution.valueChanged,
         ):
             signal.connect(self._changed)
         self.use_threshold.toggled.connect(self.threshold.setEnabled)
+        self.resolution_mode.currentIndexChanged.connect(lambda i: self.resolution.setEnabled(i == 2))
 
     def options(self) -> SearchOptions:
         return SearchOptions(
@@ -131,7 +152,12 @@ class SearchDock(QgsDockWidget):
             top_k=self.top_k.value(),
             opacity=self.opacity.value() / 100.0,
             threshold=self.threshold.value() if self.use_threshold.isChecked() else None,
+            resolution_m=self.chosen_resolution(),
         )
+
+    def chosen_resolution(self) -> float | None:
+        mode = self.resolution_mode.currentIndex()
+        return None if mode == 0 else 10.0 if mode == 1 else float(self.resolution.value())
 
     def set_options(self, options: SearchOptions) -> None:
         """Show ``options`` without emitting a change per widget."""
@@ -145,6 +171,11 @@ class SearchDock(QgsDockWidget):
             self.threshold.setEnabled(options.threshold is not None)
             if options.threshold is not None:
                 self.threshold.setValue(options.threshold)
+            res = options.resolution_m
+            self.resolution_mode.setCurrentIndex(0 if res is None else 1 if res == 10.0 else 2)
+            if res is not None:
+                self.resolution.setValue(round(res))
+            self.resolution.setEnabled(self.resolution_mode.currentIndex() == 2)
         finally:
             self._loading = False
 

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 from qgis.core import (
+    Qgis,
     QgsApplication,
     QgsCategorizedSymbolRenderer,
     QgsCoordinateReferenceSystem,
@@ -26,6 +27,7 @@ from qgis.core import (
     QgsFeature,
     QgsGeometry,
     QgsMarkerSymbol,
+    QgsMessageLog,
     QgsPointXY,
     QgsProcessingAlgRunnerTask,
     QgsProcessingContext,
@@ -39,6 +41,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
 
+from ..processing.resources import LOG_TAG
 from ..processing.styles import apply_qml, stretch_pseudocolor
 from .maptool import ADD_EXEMPLAR, ADD_NEGATIVE, REPLACE
 from .options import SearchOptions
@@ -67,10 +70,16 @@ class SearchFeedback(QgsProcessingFeedback):
         super().__init__()
         self.errors: list[str] = []
         self.warnings: list[str] = []
+        self.plan = ""  # the reader's plan: pixels, resolution, bytes to read, overview used
 
     def reportError(self, error, fatalError=False):  # noqa: N802, N803 - QGIS API
         self.errors.append(str(error))
         super().reportError(error, fatalError)
+
+    def pushInfo(self, info):  # noqa: N802 - QGIS API
+        if str(info).startswith("Planned:"):
+            self.plan = str(info)
+        super().pushInfo(info)
 
     def pushWarning(self, warning):  # noqa: N802 - QGIS API
         self.warnings.append(str(warning))
@@ -177,10 +186,13 @@ class SearchController(QObject):
             from qgis.core import QgsReferencedRectangle
 
             extent = QgsReferencedRectangle(rect, crs)
+        resolution_m = options.resolution_m or map_resolution_m(canvas)
         parameters = {
             "SOURCE": options.source,
             "YEAR": options.year,
             "EXTENT": extent,
+            "RESOLUTION": resolution_m,
+            "ALIGN_TO_TILES": True,
             "EXEMPLARS": write_points(os.path.join(folder, "exemplars.geojson"), self.exemplars, "clicked place"),
             "TOP_K": options.top_k,
             "OUTPUT": os.path.join(folder, "similarity.tif"),
@@ -207,7 +219,7 @@ class SearchController(QObject):
         what = f"{n_pos} place{'s' if n_pos != 1 else ''}"
         if n_neg:
             what += f", {n_neg} negative{'s' if n_neg != 1 else ''}"
-        self.status.emit(f"Searching the map view for places like {what} ({options.year})…")
+        self.status.emit(f"Searching the map view at {resolution_m:g} m for places like {what} ({options.year})…")
         self.search_started.emit(run.serial)
         return run
 
@@ -250,11 +262,15 @@ class SearchController(QObject):
             return
         self.show_results(run)
         shutil.rmtree(run.folder, ignore_errors=True)  # the outputs moved to the results folder
+        if run.feedback.plan:
+            QgsMessageLog.logMessage(f"Click-to-search: {run.feedback.plan}", LOG_TAG, Qgis.MessageLevel.Info)
         self.shown_serial = serial
         self.withdraw_error()
         pixels = int(run.results.get("VALID_PIXELS") or 0)
         best = run.results.get("SCORE_MAX")
         line = f"Similarity of {pixels:,} pixels"
+        if run.results.get("RESOLUTION_USED"):
+            line += f" at {float(run.results['RESOLUTION_USED']):g} m"
         if best is not None:
             line += f", best {float(best):.3f}"
         self.status.emit(line + ".")
@@ -560,6 +576,27 @@ def exemplar_renderer() -> QgsCategorizedSymbolRenderer:
     ):
         categories.append(QgsRendererCategory(value, QgsMarkerSymbol.createSimple(spec), label))
     return QgsCategorizedSymbolRenderer("kind", categories)
+
+
+def map_resolution_m(canvas) -> float:
+    """The resolution of a search that follows the map: the ground size (metres, on the
+    ellipsoid) of a screen pixel at the canvas centre, whatever the canvas CRS, rounded down
+    to 10 x 2^k m (see core.grid.pyramid_resolution)."""
+    from qgis.core import QgsDistanceArea
+
+    from ..core.grid import pyramid_resolution
+
+    settings = canvas.mapSettings()
+    centre = canvas.center()
+    step = canvas.mapUnitsPerPixel()
+    crs = settings.destinationCrs()
+    distance = QgsDistanceArea()
+    distance.setSourceCrs(crs, QgsProject.instance().transformContext())
+    distance.setEllipsoid("EPSG:7030")  # WGS 84
+    across = distance.measureLine(centre, QgsPointXY(centre.x() + step, centre.y()))
+    down = distance.measureLine(centre, QgsPointXY(centre.x(), centre.y() + step))
+    ground_m = min(across, down) if across > 0 and down > 0 else max(across, down)
+    return pyramid_resolution(ground_m)
 
 
 def write_geopackage(layer: QgsVectorLayer, path: str) -> str:

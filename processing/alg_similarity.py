@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from qgis.core import (
@@ -12,6 +13,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
@@ -58,9 +60,12 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
         "Inputs: a collection, year and extent (as in 'Load embeddings for extent'), or an "
         "embedding raster as INPUT (its own grid, cropped to the extent if one is given; year, "
         "target CRS and resolution are then not used). TARGET_CRS, RESOLUTION and MAX_PIXELS: the output "
-        "grid's CRS (empty = the UTM zone of the extent), pixel size in metres and pixel limit. EXEMPLARS: point or polygon features in any "
+        "grid's CRS (empty = the UTM zone of the extent), pixel size in metres and pixel limit; "
+        "ALIGN_TO_TILES puts a coarser grid on the tiles' pixel lattice so that their overviews are read "
+        "(the click-to-search panel does). EXEMPLARS: point or polygon features in any "
         "CRS; a point takes the pixel under it, a polygon the mean of the pixels whose centres lie "
-        "in it (renormalised; a polygon smaller than a pixel takes the pixel under its centroid). "
+        "in it (renormalised; a polygon smaller than a pixel takes the pixel under its centroid); at a resolution "
+        "coarser than the collection's, a point takes the output pixel under it (the averaged vector the map shows). "
         "Exemplars may lie outside the extent: they are read wherever they are. NEGATIVES "
         "(optional): places that should score low. AGGREGATE: the cosine with the mean of the "
         "exemplars (default), or the maximum cosine over the exemplars.\n\n"
@@ -163,6 +168,21 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
         )
         self.addParameter(
             with_help(
+                QgsProcessingParameterBoolean(
+                    "ALIGN_TO_TILES",
+                    tr("Align a coarser grid to the tiles' pixels (reads their overviews)"),
+                    False,
+                    optional=True,
+                ),
+                "At a resolution coarser than the collection's 10 m, put the output grid's lines on the "
+                "pixel lattice of the tile under the extent, so that the tiles' overviews (means of 2 x 2, "
+                "4 x 4 ... pixels) are read instead of every native pixel: far fewer bytes, the same "
+                "averages. Off: the grid lines fall on multiples of the resolution.",
+                advanced=True,
+            )
+        )
+        self.addParameter(
+            with_help(
                 QgsProcessingParameterRasterDestination("OUTPUT", tr("Similarity")),
                 "The float32 GeoTIFF of scores to write (.tif); no-data -9999.",
             )
@@ -198,6 +218,7 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("VALID_PIXELS", tr("Pixels with a score")))
         self.addOutput(QgsProcessingOutputNumber("SCORE_LOW", tr("2nd percentile of the scores")))
         self.addOutput(QgsProcessingOutputNumber("SCORE_MAX", tr("Highest score")))
+        self.addOutput(QgsProcessingOutputNumber("RESOLUTION_USED", tr("Pixel size of the output (metres)")))
 
     # Inputs ------------------------------------------------------------------------
     def exemplars(
@@ -242,7 +263,10 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
         source = self.source_spec(parameters, context)
-        grid = self.grid_spec(parameters, context)
+        grid = replace(
+            self.grid_spec(parameters, context),
+            align_to_tiles=self.parameterAsBool(parameters, "ALIGN_TO_TILES", context),
+        )
         if not source.raster and grid.extent is None:
             raise QgsProcessingException(
                 tr("Choose an extent to map (for example the map canvas extent), or an embedding raster as input.")
@@ -270,6 +294,7 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
             "VALID_PIXELS": result.valid_pixels,
             "SCORE_LOW": result.score_low,
             "SCORE_MAX": result.score_max,
+            "RESOLUTION_USED": result.grid.resolution,
             "OUTPUT_TOP_K": None,
             "OUTPUT_AREAS": None,
         }

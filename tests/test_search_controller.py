@@ -273,3 +273,52 @@ def test_a_failed_click_after_a_good_one_leaves_no_stale_heatmap(controller, tru
     click(controller, *forest)
     wait_for_tasks(controller)
     assert controller.layer(search_module.SIMILARITY) is not None and controller.last_error is None
+
+
+def test_a_zoomed_out_search_follows_the_map_and_reads_overviews(controller, sample_dir, truth, fresh_cache):
+    from httpserver import RangeServer
+
+    from earth_embeddings.plugin.search import map_resolution_m
+
+    canvas = controller.iface.mapCanvas()
+    w, s, e, n = truth.notes["bbox_wgs84"]
+    cx, cy = (w + e) / 2, (s + n) / 2
+    size = canvas.mapSettings().outputSize()
+    width_px, aspect = size.width(), size.height() / size.width()
+    metres_per_degree = 111_320 * np.cos(np.radians(cy))
+    forest = class_interior_points(truth, CLASSES.index("forest"), YEAR, 1, seed=5)[0]
+
+    def search_at(ground_m_per_px, resolution_m=None):
+        """Zoom so that a screen pixel is about ``ground_m_per_px`` wide; click; what was read."""
+        half = ground_m_per_px * width_px / metres_per_degree / 2
+        canvas.setExtent(QgsRectangle(cx - half, cy - half * aspect, cx + half, cy + half * aspect))
+        controller.test_options.resolution_m = resolution_m
+        server.stats.reset()
+        click(controller, *forest)
+        run = controller.runs[controller.serial]
+        wait_for_tasks(controller)
+        assert controller.finished_log[-1] == (controller.serial, True), run.feedback.errors
+        with rasterio.open(similarity_layer().source()) as ds:
+            return map_resolution_m(canvas), ds.res[0], server.stats.bytes_sent, run.feedback.plan
+
+    with RangeServer(sample_dir) as server:
+        controller.test_options.source = server.url + "aef_index.csv"
+        search_at(5.0)  # the index is downloaded and cached once
+        near_res, near_px, _, near_plan = search_at(5.0)
+        far_res, far_px, far_bytes, far_plan = search_at(50.0)
+        _, fine_px, fine_bytes, _ = search_at(50.0, resolution_m=10.0)  # the same view at 10 m
+        # Inside a tile whose origin is 20 m off the 40 m lattice: the grid follows the tile.
+        tx0, ty0, tx1, ty1 = truth.zones["15N"]["tiles"][3]
+        lon, lat = transformer("EPSG:32615", "EPSG:4326").transform((tx0 + tx1) / 2 + 30, (ty0 + ty1) / 2 + 30)
+        cx, cy = lon, lat
+        _, shifted_px, _, shifted_plan = search_at(1000.0 / width_px, resolution_m=40.0)
+        with rasterio.open(similarity_layer().source()) as ds:
+            origin = (ds.transform.c, ds.transform.f)
+    assert near_res == near_px == 10.0 and "overview" not in near_plan
+    assert far_res == far_px == 40.0 and "at 40 m" in far_plan and "overview 1/" in far_plan, far_plan
+    assert fine_px == 10.0
+    # The same view read at 40 m from the overviews costs a fraction of the bytes read at 10 m
+    # (not a quarter: the sample's tiles are small, so their headers weigh in).
+    assert far_bytes < fine_bytes / 2, (far_bytes, fine_bytes)
+    assert shifted_px == 40.0 and "from overview 1/4" in shifted_plan, shifted_plan
+    assert origin[0] % 40 == pytest.approx(tx0 % 40) and (tx0 % 40) == pytest.approx(20)
