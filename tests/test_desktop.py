@@ -154,3 +154,26 @@ def test_click_to_search_in_the_desktop(tmp_path, sample_dir, sample_index, trut
     reopened = report["reopened"]
     assert all(r is not None and r["valid"] and r["source"].startswith(beside) for r in reopened.values()), reopened
     assert reopened["top_places"]["features"] == 5 and reopened["exemplars"]["features"] == 1
+
+
+def test_no_internet_answers_with_one_sentence_in_front(tmp_path):
+    """Empty Collection = the public product, here at a closed local port: the panel and the
+    message bar's front message name the Collection field; no HTTP client text."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    drive = os.path.join(os.path.dirname(__file__), "desktop_no_internet.py")
+    env = {"EARTH_EMBEDDINGS_PUBLIC_URL": f"http://127.0.0.1:{port}/aef/v1/annual/"}
+    log, report, output = run_desktop(tmp_path, drive, extra_env=env)
+    python_errors = [line for line in log if line.startswith("Python error")]
+    assert not python_errors, "\n".join(python_errors)
+    assert report is not None and report["stage"] == "done", f"{report}\n{output}"
+    assert report["finished"] == [[1, False]]
+    sentence = (
+        "No connection to the public AEF product (127.0.0.1); choose a local collection or index URL in Collection"
+    )
+    assert report["status"].startswith(sentence), report["status"]
+    assert report["front"].startswith(sentence) and report["front_title"] == "Click-to-search", report["bar"]
+    assert not any("urllib3" in m or "Max retries" in m for m in report["bar"] + [report["status"]])
