@@ -7,7 +7,7 @@ import time
 
 import qgis.utils
 from qgis.core import QgsCoordinateReferenceSystem, QgsRectangle
-from qgis.PyQt.QtCore import QPoint, Qt, QTimer
+from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtTest import QTest
 from qgis.PyQt.QtWidgets import QApplication
 
