@@ -179,6 +179,15 @@ class SearchDock(QgsDockWidget):
         finally:
             self._loading = False
 
+    def set_years(self, years: list[int] | None) -> None:
+        """Limit Year to a collection's years (None: a collection for any year, the full range)."""
+        low, high = (min(years), max(years)) if years else YEARS
+        self.year.setRange(low, high)
+        self.year.setToolTip(
+            "The year of the annual embeddings to search"
+            + (f" (the collection has {', '.join(str(y) for y in years)})." if years else ".")
+        )
+
     def set_status(self, text: str) -> None:
         self.status.setText(text)
 

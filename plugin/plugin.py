@@ -30,6 +30,8 @@ class EarthEmbeddingsPlugin:
         self.search_action = None
         self.search_dock = None
         self.search = None
+        self.years_task = None
+        self.years_source: str | None = None
 
     # Processing only: this is all qgis_process calls ------------------------------
     def initProcessing(self):  # noqa: N802 - QGIS API
@@ -95,7 +97,9 @@ class EarthEmbeddingsPlugin:
         self.search_dock.clear_requested.connect(self.search.clear)
         self.search_dock.save_requested.connect(self.search.save_results)
         self.search_dock.options_changed.connect(self.search_options_changed)
+        self.search_dock.source.editingFinished.connect(self.refresh_years)
         self.search.status.connect(self.search_dock.set_status)
+        self.refresh_years()
         project = QgsProject.instance()
         project.readProject.connect(self.read_search_options)
         project.writeProject.connect(self.write_search_options)
@@ -108,6 +112,40 @@ class EarthEmbeddingsPlugin:
             self.search_dock.setVisible(True)
         elif canvas.mapTool() is self.search_tool:
             canvas.unsetMapTool(self.search_tool)
+
+    @guarded("Earth Embeddings")
+    def refresh_years(self):
+        """Limit the panel's Year to the years the chosen collection has, read by a background
+        task (opening a remote index can take a while); a collection that cannot be opened
+        leaves the box as it is (the search will say why)."""
+        from qgis.core import QgsTask
+
+        source = self.search_dock.options().source
+        if source == self.years_source:
+            return
+        self.years_source = source
+        if not source:  # the public product: its years are known, its index is large
+            self.search_dock.set_years(None)
+            return
+
+        def read_years(_task, source=source):
+            from ..core.collection import open_collection
+
+            collection = open_collection(source)
+            try:
+                return source, (None if collection.any_year else collection.years())
+            finally:
+                collection.close()
+
+        def done(exception, result=None):
+            self.years_task = None
+            if exception is None and result is not None and result[0] == self.years_source:
+                self.search_dock.set_years(result[1])
+
+        self.years_task = QgsTask.fromFunction(
+            "Earth Embeddings: years of the collection", read_years, on_finished=done
+        )
+        QgsApplication.taskManager().addTask(self.years_task)
 
     @guarded("Earth Embeddings")
     def search_options_changed(self):
@@ -124,6 +162,7 @@ class EarthEmbeddingsPlugin:
         options = read_project()
         if options is not None and self.search_dock is not None:
             self.search_dock.set_options(options)
+            self.refresh_years()
 
     @guarded("Earth Embeddings")
     def write_search_options(self, *_args):
@@ -185,11 +224,23 @@ class EarthEmbeddingsPlugin:
         crs = canvas.mapSettings().destinationCrs().authid()
         return f"{rect.xMinimum()},{rect.xMaximum()},{rect.yMinimum()},{rect.yMaximum()} [{crs}]"
 
+    def dialog_parameters(self, algorithm_id: str) -> dict:
+        """What a toolbar dialog opens with: the canvas extent, and the panel's collection and
+        year (the later year of a change map), so that the user does not type them twice."""
+        params = {"EXTENT": self.canvas_extent_parameter()}
+        algorithm = QgsApplication.processingRegistry().algorithmById(algorithm_id)
+        if self.search_dock is not None and algorithm is not None:
+            options = self.search_dock.options()
+            for name, value in (("SOURCE", options.source), ("YEAR", options.year), ("YEAR_B", options.year)):
+                if algorithm.parameterDefinition(name) is not None:
+                    params[name] = value
+        return params
+
     def open_algorithm(self, algorithm_id: str, parameters: dict | None = None):
-        """Open an algorithm's dialog with the canvas extent filled in."""
+        """Open an algorithm's dialog pre-filled (see dialog_parameters)."""
         import processing  # QGIS's own Processing plugin
 
-        params = {"EXTENT": self.canvas_extent_parameter()}
+        params = self.dialog_parameters(algorithm_id)
         params.update(parameters or {})
         processing.execAlgorithmDialog(algorithm_id, params)
 

@@ -112,9 +112,7 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
         )
         self.addParameter(
             with_help(
-                QgsProcessingParameterFeatureSource(
-                    "NEGATIVES", tr("Negative exemplars (optional)"), kinds, optional=True
-                ),
+                QgsProcessingParameterFeatureSource("NEGATIVES", tr("Negative exemplars"), kinds, optional=True),
                 "Places that must score low (for example a similar-looking class to tell apart). The "
                 "score becomes cos(x, positives) - cos(x, negatives).",
             )
@@ -155,7 +153,7 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
             with_help(
                 QgsProcessingParameterNumber(
                     "THRESHOLD",
-                    tr("Score threshold for areas (optional)"),
+                    tr("Score threshold for areas"),
                     NUMBER_DOUBLE,
                     None,
                     True,

@@ -79,6 +79,7 @@ REPORT_HELP = (
     "their coordinates{extra}. Processing's results viewer lists it. The pictures need matplotlib; "
     "without it the report has tables instead."
 )
+SOURCE_WIDGET = __package__.rsplit(".", 1)[0] + ".plugin.source_widget.SourceWidgetWrapper"
 YEAR_LABELS = {"YEAR": ("Year", 2024), "YEAR_A": ("Year A (before)", 2017), "YEAR_B": ("Year B (after)", 2024)}
 
 
@@ -244,17 +245,12 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
     def add_source_parameters(
         self, year_names: tuple[str, ...] = ("YEAR",), optional_extent: bool = False, extent: bool = True
     ) -> None:
-        self.addParameter(
-            with_help(
-                QgsProcessingParameterString(
-                    "SOURCE",
-                    tr("Collection (index, folder or URL; empty = public AEF)"),
-                    defaultValue="",
-                    optional=True,
-                ),
-                SOURCE_HELP,
-            )
+        source = QgsProcessingParameterString(
+            "SOURCE", tr("Collection (index, folder or URL; empty = public AEF)"), defaultValue="", optional=True
         )
+        # The desktop's picker for a file, a folder or a URL (plugin/source_widget.py).
+        source.setMetadata({"widget_wrapper": {"class": SOURCE_WIDGET}})
+        self.addParameter(with_help(source, SOURCE_HELP))
         for name in year_names:
             label, default = YEAR_LABELS[name]
             self.addParameter(
@@ -266,7 +262,6 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
                         defaultValue=default,
                         minValue=1900,
                         maxValue=2200,
-                        optional=optional_extent,
                     ),
                     YEAR_HELP,
                 )
@@ -334,7 +329,10 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
         return self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None
 
     def add_input_raster(self, name: str, label: str, help_text: str) -> None:
-        self.addParameter(with_help(QgsProcessingParameterRasterLayer(name, tr(label), optional=True), help_text))
+        """An embedding raster that replaces the collection: under Advanced, the collection reads first."""
+        self.addParameter(
+            with_help(QgsProcessingParameterRasterLayer(name, tr(label), optional=True), help_text, advanced=True)
+        )
 
     # Reading parameters ----------------------------------------------------------
     def grid_spec(self, parameters: dict[str, Any], context: QgsProcessingContext) -> GridSpec:

@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from qgis_cli import make_profile
@@ -177,3 +178,32 @@ def test_no_internet_answers_with_one_sentence_in_front(tmp_path):
     assert report["status"].startswith(sentence), report["status"]
     assert report["front"].startswith(sentence) and report["front_title"] == "Click-to-search", report["bar"]
     assert not any("urllib3" in m or "Max retries" in m for m in report["bar"] + [report["status"]])
+
+
+def test_dialogs_open_with_the_canvas_extent_and_a_collection_picker(tmp_path, sample_index, truth, outputs):
+    setup = {
+        "index": sample_index,
+        "year": 2024,
+        "bbox": truth.notes["bbox_wgs84"],
+        "context_layer": str(Path(sample_index).parent / "aef_index.gpkg"),
+        "toolbox_picture": str(outputs / "dialog_similarity_toolbox.png"),
+        "toolbar_picture": str(outputs / "dialog_load_toolbar.png"),
+    }
+    drive = os.path.join(os.path.dirname(__file__), "desktop_dialogs.py")
+    log, report, output = run_desktop(tmp_path, drive, extra_env={"EE_DIALOGS": json.dumps(setup)})
+    python_errors = [line for line in log if line.startswith("Python error")]
+    assert not python_errors, "\n".join(python_errors)
+    assert report is not None and report.get("stage") == "done", f"{report}\n{output}"
+    west, east = report["canvas_extent"]
+    for which in ("toolbox", "toolbar"):
+        dialog = report[which]
+        assert dialog["source_wrapper"] == "SourceWidgetWrapper" and dialog["source_has_browse"], dialog
+        extent = dialog["values"]["EXTENT"]
+        assert extent and extent.endswith("[EPSG:4326]"), dialog
+        xmin, xmax = (float(v) for v in extent.split(" [")[0].split(",")[:2])
+        assert xmin == pytest.approx(west) and xmax == pytest.approx(east)
+        assert dialog["order"][:3] == ["SOURCE", "YEAR", "EXTENT"], dialog["order"]
+    # From the toolbar, the panel's collection and year.
+    assert report["toolbar"]["values"]["SOURCE"] == sample_index
+    assert report["toolbar"]["values"]["YEAR"] == "2024"
+    assert report["year_range"] == [2017, 2024]  # the panel's Year: the sample's years
