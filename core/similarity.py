@@ -81,6 +81,8 @@ class SimilarityRequest:
     min_separation_m: float = 100.0
     threshold: float | None = None
     use_faiss: bool | None = None
+    exclude_radius_m: float = 0.0  # top places keep this far from the exemplars and negatives
+    min_area_m2: float = 0.0  # areas above the threshold smaller than this are dropped
     block_size: int = DEFAULT_BLOCK
 
 
@@ -338,6 +340,8 @@ def _check(request: SimilarityRequest) -> None:
         raise EmbeddingsError(f"The aggregate must be one of {', '.join(AGGREGATES)}.")
     if request.top_k < 0 or request.min_separation_m < 0:
         raise EmbeddingsError("The number of top places and the minimum separation cannot be negative.")
+    if request.exclude_radius_m < 0 or request.min_area_m2 < 0:
+        raise EmbeddingsError("The exclusion radius and the minimum area cannot be negative.")
 
 
 def _scorer(src: EmbeddingSource, request: SimilarityRequest, progress: Progress, grid: Grid) -> Scorer:
@@ -371,7 +375,40 @@ class _Heatmap:
         return self.hist.total
 
 
-def _score_block(block: Block, scorer: Scorer, grid: Grid, heat: _Heatmap, search: TopKSearch | None) -> Array:
+class _Exclusion:
+    """The pixels whose centres lie closer than a radius to an exemplar or a negative (its
+    bounding box for a polygon), kept out of the top places: "places like this, elsewhere"."""
+
+    def __init__(self, places: Sequence[Exemplar], grid: Grid, radius_m: float):
+        t = grid.transform
+        self.radius_px = float(radius_m) / grid.resolution
+        boxes = []
+        for place in places:
+            x0, y0, x1, y1 = bounds(transform_geometry(place.geometry, place.crs, grid.crs))
+            c0, c1 = sorted(((x0 - t.c) / t.a, (x1 - t.c) / t.a))
+            r0, r1 = sorted(((y0 - t.f) / t.e, (y1 - t.f) / t.e))
+            boxes.append((c0, r0, c1, r1))
+        self.boxes = [b for b in boxes if all(math.isfinite(v) for v in b)]
+
+    def keep(self, rows: Array, cols: Array) -> Array:
+        """True for the pixels (grid rows and columns) outside every exclusion zone."""
+        keep = np.ones(rows.shape, dtype=bool)
+        cx, cy = cols + 0.5, rows + 0.5
+        for c0, r0, c1, r1 in self.boxes:
+            dx = np.maximum(np.maximum(c0 - cx, 0.0), cx - c1)
+            dy = np.maximum(np.maximum(r0 - cy, 0.0), cy - r1)
+            keep &= dx * dx + dy * dy >= self.radius_px**2
+        return keep
+
+
+def _score_block(
+    block: Block,
+    scorer: Scorer,
+    grid: Grid,
+    heat: _Heatmap,
+    search: TopKSearch | None,
+    exclusion: _Exclusion | None = None,
+) -> Array:
     """The block's scores for the raster (no-data -9999), added to the summary and the search."""
     w = block.window
     out = np.full(w.shape, NODATA_SCORE, dtype=np.float32)
@@ -386,6 +423,10 @@ def _score_block(block: Block, scorer: Scorer, grid: Grid, heat: _Heatmap, searc
         ids = (rr + w.row_off).astype(np.int64) * grid.width + (cc + w.col_off)
         # Only faiss needs the vectors (as rows) to bound the candidates.
         vectors = block.unit_vectors() if search.method == "faiss" and ids.size > search.m else None
+        if exclusion is not None:
+            keep = exclusion.keep(rr + w.row_off, cc + w.col_off)
+            ids, scores = ids[keep], scores[keep]
+            vectors = None if vectors is None else vectors[keep]
         search.add_block(ids, scores, vectors)
     return out
 
@@ -432,8 +473,11 @@ def similarity_map(request: SimilarityRequest, progress: Progress | None = None)
         ):
             progress.info(readers[0].plan.describe())
             windows = windows_for(grid, readers, request.block_size)
+            exclusion = None
+            if search is not None and request.exclude_radius_m > 0:
+                exclusion = _Exclusion([*request.exemplars, *request.negatives], grid, request.exclude_radius_m)
             for window, (block,) in stream(readers, windows, progress.sub(8, heat_end)):
-                out.write(_score_block(block, scorer, grid, heat, search)[None], window)
+                out.write(_score_block(block, scorer, grid, heat, search, exclusion)[None], window)
             if heat.valid_pixels == 0:
                 raise EmbeddingsError(
                     "The embeddings have no data anywhere in this extent; move the extent onto the coverage."
@@ -444,11 +488,15 @@ def similarity_map(request: SimilarityRequest, progress: Progress | None = None)
     if search is not None:
         result.top = _to_top_places(search.places(), grid)
         result.search_method = search.method
+        away = f", {request.exclude_radius_m:g} m or more from the exemplars" if request.exclude_radius_m > 0 else ""
         progress.info(
-            f"Top {len(result.top)} place(s) at least {request.min_separation_m:g} m apart, found with {search.method}."
+            f"Top {len(result.top)} place(s) at least {request.min_separation_m:g} m apart{away}, "
+            f"found with {search.method}."
         )
     if request.threshold is not None:
-        result.areas = areas_above(str(request.output), float(request.threshold), progress=progress.sub(heat_end, 100))
+        result.areas = areas_above(
+            str(request.output), float(request.threshold), request.min_area_m2, progress=progress.sub(heat_end, 100)
+        )
         progress.info(f"{len(result.areas)} area(s) score above {request.threshold:g}.")
     progress.set_progress(100.0)
     progress.info(

@@ -42,7 +42,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QObject, QTimer, pyqtSignal
 
 from ..processing.resources import LOG_TAG
-from ..processing.styles import apply_qml, stretch_pseudocolor
+from ..processing.styles import apply_qml, label_ramp, similarity_labels, stretch_pseudocolor
 from .maptool import ADD_EXEMPLAR, ADD_NEGATIVE, REPLACE
 from .options import SearchOptions
 from .slots import guarded, show_warning
@@ -61,6 +61,8 @@ LAYER_NAMES = {
 LAYER_ORDER = (EXEMPLARS, TOP_PLACES, AREAS, SIMILARITY)
 WGS84 = "EPSG:4326"
 TITLE = "Click-to-search"
+SEPARATION_M = 100.0  # between top places, and between them and the clicked places
+MIN_AREA_M2 = 500.0  # similar areas smaller than this are speckle (as for change areas)
 
 
 class SearchFeedback(QgsProcessingFeedback):
@@ -100,6 +102,7 @@ class SearchRun:
     task: QgsProcessingAlgRunnerTask | None = None
     done: bool = False
     results: dict = field(default_factory=dict)
+    title: str = ""  # the Similarity layer's name for this run
 
 
 class SearchController(QObject):
@@ -195,6 +198,9 @@ class SearchController(QObject):
             "ALIGN_TO_TILES": True,
             "EXEMPLARS": write_points(os.path.join(folder, "exemplars.geojson"), self.exemplars, "clicked place"),
             "TOP_K": options.top_k,
+            # Places like the clicked ones, elsewhere: not the clicked pixels and their neighbours.
+            "EXCLUDE_RADIUS_M": SEPARATION_M,
+            "MIN_SEPARATION_M": SEPARATION_M,
             "OUTPUT": os.path.join(folder, "similarity.tif"),
         }
         if self.negatives:
@@ -205,8 +211,12 @@ class SearchController(QObject):
         parameters["OUTPUT_TOP_K"] = os.path.join(folder, "top.gpkg") if options.top_k > 0 else None
         if options.threshold is not None:
             parameters["THRESHOLD"] = options.threshold
+            parameters["MIN_AREA_M2"] = MIN_AREA_M2
             parameters["OUTPUT_AREAS"] = os.path.join(folder, "areas.gpkg")
         run = SearchRun(self.serial, folder, parameters, options.top_k, options.threshold)
+        run.title = (
+            f"{LAYER_NAMES[SIMILARITY]} {options.year} ({places_text(len(self.exemplars), len(self.negatives))})"
+        )
         run.context = QgsProcessingContext()
         run.context.setProject(QgsProject.instance())
         run.feedback = SearchFeedback()
@@ -215,10 +225,7 @@ class SearchController(QObject):
         run.task.executed.connect(functools.partial(self.on_executed, run.serial))
         self.runs[run.serial] = run
         QgsApplication.taskManager().addTask(run.task)
-        n_pos, n_neg = len(self.exemplars), len(self.negatives)
-        what = f"{n_pos} place{'s' if n_pos != 1 else ''}"
-        if n_neg:
-            what += f", {n_neg} negative{'s' if n_neg != 1 else ''}"
+        what = places_text(len(self.exemplars), len(self.negatives))
         self.status.emit(f"Searching the map view at {resolution_m:g} m for places like {what} ({options.year})…")
         self.search_started.emit(run.serial)
         return run
@@ -267,12 +274,13 @@ class SearchController(QObject):
         self.shown_serial = serial
         self.withdraw_error()
         pixels = int(run.results.get("VALID_PIXELS") or 0)
-        best = run.results.get("SCORE_MAX")
         line = f"Similarity of {pixels:,} pixels"
         if run.results.get("RESOLUTION_USED"):
             line += f" at {float(run.results['RESOLUTION_USED']):g} m"
-        if best is not None:
-            line += f", best {float(best):.3f}"
+        top = self.layer(TOP_PLACES)
+        scores = [f["score"] for f in top.getFeatures()] if top is not None else []
+        if scores:
+            line += f"; best place elsewhere {max(scores):.3f} (more than {SEPARATION_M:g} m from the clicks)"
         self.status.emit(line + ".")
         self.search_finished.emit(serial, True)
 
@@ -373,9 +381,11 @@ class SearchController(QObject):
     # Layers -------------------------------------------------------------------------
     def show_results(self, run: SearchRun) -> None:
         results = run.results
-        self.update_similarity_layer(
+        layer = self.update_similarity_layer(
             self.keep(results["OUTPUT"], SIMILARITY), results.get("SCORE_LOW"), results.get("SCORE_MAX")
         )
+        if run.title:
+            layer.setName(run.title)
         top = results.get("OUTPUT_TOP_K") if run.top_k > 0 else None
         self.update_vector_layer(TOP_PLACES, self.keep(top, TOP_PLACES) if top else None, "similarity_top_k.qml")
         areas = results.get("OUTPUT_AREAS") if run.threshold is not None else None
@@ -430,7 +440,10 @@ class SearchController(QObject):
         for child in group.findLayers():
             if child.layer() is not None and child.layer().customProperty(ROLE_PROPERTY) not in below:
                 index += 1
-        group.insertLayer(index, layer)
+        node = group.insertLayer(index, layer)
+        group.setExpanded(True)
+        if node is not None:
+            node.setExpanded(True)
         if hold_view:
             QTimer.singleShot(0, functools.partial(bridge.setAutoSetupOnFirstLayer, True))
 
@@ -565,6 +578,7 @@ def style_similarity(layer: QgsRasterLayer, low, high) -> None:
     apply_qml(layer, "similarity.qml")
     if low is not None and high is not None:
         stretch_pseudocolor(layer, float(low), float(high))
+        label_ramp(layer, *similarity_labels(float(low), float(high)))
 
 
 def exemplar_renderer() -> QgsCategorizedSymbolRenderer:
@@ -572,10 +586,29 @@ def exemplar_renderer() -> QgsCategorizedSymbolRenderer:
     categories = []
     for value, label, spec in (
         ("exemplar", "Exemplar", {"name": "star", "color": "50,220,70", "size": "5", "outline_color": "0,0,0"}),
-        ("negative", "Negative", {"name": "cross_fill", "color": "230,40,40", "size": "4", "outline_color": "0,0,0"}),
+        # White-edged: visible on the dark end of the magma ramp, where negatives score.
+        (
+            "negative",
+            "Negative",
+            {
+                "name": "cross_fill",
+                "color": "230,40,40",
+                "size": "5",
+                "outline_color": "255,255,255",
+                "outline_width": "0.5",
+            },
+        ),
     ):
         categories.append(QgsRendererCategory(value, QgsMarkerSymbol.createSimple(spec), label))
     return QgsCategorizedSymbolRenderer("kind", categories)
+
+
+def places_text(positives: int, negatives: int) -> str:
+    """ "2 places, 1 negative" """
+    text = f"{positives} place{'s' if positives != 1 else ''}"
+    if negatives:
+        text += f", {negatives} negative{'s' if negatives != 1 else ''}"
+    return text
 
 
 def map_resolution_m(canvas) -> float:

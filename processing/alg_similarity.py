@@ -75,11 +75,12 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
         "negatives. It loads with the magma ramp stretched from the 2nd percentile of the scores to "
         "their maximum.\n\n"
         "TOP_K > 0 writes the K most similar places at least MIN_SEPARATION_M metres apart (pixel "
-        "centres, fields rank and score, in the output's CRS). The search is exact: faiss inner "
+        "centres, fields rank and score, in the output's CRS), and at least EXCLUDE_RADIUS_M metres "
+        "from the exemplars and negatives (default 0: the exemplars themselves may rank first). The search is exact: faiss inner "
         "products over each block's vectors (NumPy when faiss is not installed, with the same "
         "result; the maximum with negatives, not an inner product, always ranks the scores with "
         "NumPy). THRESHOLD (optional) writes the connected areas scoring above it as OUTPUT_AREAS, with their area "
-        "in m2 and mean score.\n\n"
+        "in m2 and mean score; areas under MIN_AREA_M2 are left out.\n\n"
         "Example (qgis_process): qgis_process run embeddings:similarity -- "
         "SOURCE=/data/aef/aef_index.csv YEAR=2024 "
         'EXTENT="-90.02,-89.98,44.44,44.46 [EPSG:4326]" EXEMPLARS=/data/fields.geojson TOP_K=5 '
@@ -152,6 +153,21 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
         self.addParameter(
             with_help(
                 QgsProcessingParameterNumber(
+                    "EXCLUDE_RADIUS_M",
+                    tr("Keep top places this far from the exemplars (metres)"),
+                    NUMBER_DOUBLE,
+                    0.0,
+                    False,
+                    0.0,
+                ),
+                "Top places are at least this far from every exemplar and negative (from a polygon's "
+                "bounding box): places like the exemplars, elsewhere. 0 = the exemplars' own pixels may "
+                "rank first.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterNumber(
                     "THRESHOLD",
                     tr("Score threshold for areas"),
                     NUMBER_DOUBLE,
@@ -162,6 +178,15 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
                 ),
                 "When set, the connected areas (8-connected pixels) scoring above this value are written "
                 "as polygons with their area and mean score. Empty: no areas.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterNumber(
+                    "MIN_AREA_M2", tr("Smallest area to keep (m²)"), NUMBER_DOUBLE, 0.0, False, 0.0
+                ),
+                "Areas above the threshold smaller than this are left out of the similar areas (no "
+                "speckle of single pixels); 0 keeps every area.",
             )
         )
         self.addParameter(
@@ -284,6 +309,8 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
             top_k=top_k,
             min_separation_m=self.parameterAsDouble(parameters, "MIN_SEPARATION_M", context),
             threshold=threshold,
+            exclude_radius_m=self.parameterAsDouble(parameters, "EXCLUDE_RADIUS_M", context),
+            min_area_m2=self.parameterAsDouble(parameters, "MIN_AREA_M2", context),
         )
         with core_errors():
             result = similarity_map(request, FeedbackProgress(feedback))

@@ -149,6 +149,7 @@ def inspect():
             "renderer": layer.renderer().type(),
             "in_group": group is not None and group.findLayer(layer.id()) is not None,
             "group_layers": [n.name() for n in group.findLayers()] if group is not None else [],
+            "expanded": [group.isExpanded()] + [n.isExpanded() for n in group.findLayers()] if group else [],
             "probes": probes,
         }
         top = plugin.search.layer("top_places")

@@ -138,10 +138,10 @@ def test_click_to_search_in_the_desktop(tmp_path, sample_dir, sample_index, trut
     assert report["view_after"][:2] == pytest.approx(report["view_before"][:2], abs=1e-9)
     assert 0.8 < report["view_after"][2] / report["view_before"][2] < 1.25
     layer = report["layer"]
-    assert layer["valid"] and layer["name"] == "Similarity" and layer["in_group"]
+    assert layer["valid"] and layer["name"] == "Similarity 2024 (1 place)" and layer["in_group"]
     assert layer["renderer"] == "singlebandpseudocolor"
-    assert layer["group_layers"] == ["Search exemplars", "Top places", "Similarity"]  # points on top
-    assert set(layer["group_layers"]) == {"Similarity", "Search exemplars", "Top places"}
+    assert layer["group_layers"] == ["Search exemplars", "Top places", "Similarity 2024 (1 place)"]  # points on top
+    assert layer["expanded"] == [True, True, True, True]  # the group and each legend
     assert report["top_places"] == 5
     values = {c: v for c, v in layer["probes"].items()}
     assert all(v is not None and -1.0 <= v <= 1.0 for vs in values.values() for v in vs)  # valid where data

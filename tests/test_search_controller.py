@@ -96,7 +96,7 @@ def test_click_maps_similarity_in_the_background_and_reuses_the_layer(controller
     wait_for_tasks(controller)
     assert controller.finished_log == [(1, True)]
     layer = similarity_layer()
-    assert isinstance(layer, QgsRasterLayer) and layer.isValid() and layer.name() == "Similarity"
+    assert isinstance(layer, QgsRasterLayer) and layer.isValid() and layer.name() == "Similarity 2024 (1 place)"
     assert isinstance(layer.renderer(), QgsSingleBandPseudoColorRenderer)
     assert layer.opacity() == pytest.approx(0.7)
     group = QgsProject.instance().layerTreeRoot().findGroup(GROUP_NAME)
@@ -116,8 +116,12 @@ def test_click_maps_similarity_in_the_background_and_reuses_the_layer(controller
     # Top places: 3 points, all on forest; the exemplar layer shows the click.
     top = controller.layer(search_module.TOP_PLACES)
     assert top is not None and top.featureCount() == 3
+    to_utm = transformer("EPSG:4326", top.crs().authid())
+    click_xy = to_utm.transform(*forest)
     for f in top.getFeatures():
         assert truth.class_at(f["lon"], f["lat"], YEAR) == CLASSES.index("forest")
+        # Places like this, elsewhere: none on the clicked place or next to it.
+        assert np.hypot(f["x"] - click_xy[0], f["y"] - click_xy[1]) >= search_module.SEPARATION_M
     exemplars = controller.layer(search_module.EXEMPLARS)
     assert [f["kind"] for f in exemplars.getFeatures()] == ["exemplar"]
 
@@ -161,6 +165,7 @@ def test_shift_and_ctrl_clicks_search_with_more_places_and_negatives(controller,
     assert scores["cropland"].min() > 0 > scores["cropland_b"].max()
     kinds = sorted(f["kind"] for f in controller.layer(search_module.EXEMPLARS).getFeatures())
     assert kinds == ["exemplar", "exemplar", "negative"]
+    assert similarity_layer().name() == "Similarity 2024 (2 places, 1 negative)"
 
 
 def test_threshold_shows_areas_above_it(controller, truth):
@@ -172,6 +177,7 @@ def test_threshold_shows_areas_above_it(controller, truth):
     areas = controller.layer(search_module.AREAS)
     assert areas is not None and areas.featureCount() > 0
     assert all(f["mean_score"] > 0.9 for f in areas.getFeatures())
+    assert all(f["area_m2"] >= search_module.MIN_AREA_M2 for f in areas.getFeatures())  # no speckle
     top = controller.layer(search_module.TOP_PLACES)
     assert top is None or top.featureCount() == 0
 
