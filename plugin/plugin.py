@@ -15,6 +15,7 @@ from ..processing.resources import LOG_TAG, icon_path
 from .slots import guarded, show_warning
 
 MENU = "&Earth Embeddings"
+NOTIFIED_KEY = "earth_embeddings/optional_packages_notice"  # the optional-package notice already shown
 
 
 class EarthEmbeddingsPlugin:
@@ -80,8 +81,14 @@ class EarthEmbeddingsPlugin:
 
         self.search_dock = SearchDock(self.iface.mainWindow())
         self.search_dock.set_options(load_settings())
-        self.search_dock.hide()
+        # Hidden after adding (adding shows it): it opens when the tool is chosen, or where the
+        # user left it (QGIS restores the window's docks).
         self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.search_dock)
+        self.search_dock.hide()
+        if self.dependency_message:
+            self.search_dock.set_status(
+                "Click a place on the map with the click-to-search tool. " + self.dependency_message
+            )
         self.search = SearchController(self.iface, self.search_dock.options)
         self.search_tool = SearchMapTool(self.iface.mapCanvas())
         self.search_action = self.add_action(
@@ -210,12 +217,24 @@ class EarthEmbeddingsPlugin:
         show_warning(self.iface, "Earth Embeddings", message)
 
     def check_dependencies(self) -> str:
+        """A missing required package: a critical message at every start. Only optional ones
+        (faiss): information, in the message bar once per set of missing packages (it must not
+        read as "the plugin is broken" at every start), in the log and the panel always."""
+        from qgis.core import QgsSettings
+
         missing = missing_dependencies()
         self.dependency_message = install_message(missing)
-        if missing:
-            level = Qgis.MessageLevel.Critical if any(d.required for d in missing) else Qgis.MessageLevel.Warning
-            QgsMessageLog.logMessage(self.dependency_message, LOG_TAG, level)
+        if not missing:
+            return self.dependency_message
+        required = any(d.required for d in missing)
+        level = Qgis.MessageLevel.Critical if required else Qgis.MessageLevel.Info
+        QgsMessageLog.logMessage(self.dependency_message, LOG_TAG, level)
+        settings = QgsSettings()
+        told = settings.value(NOTIFIED_KEY, "") == self.dependency_message
+        if required or not told:
             self.iface.messageBar().pushMessage("Earth Embeddings", self.dependency_message, level=level, duration=0)
+            if not required:
+                settings.setValue(NOTIFIED_KEY, self.dependency_message)
         return self.dependency_message
 
     def canvas_extent_parameter(self) -> str:

@@ -174,4 +174,6 @@ class EmbeddingsProvider(QgsProcessingProvider):
                     QgsMessageLog.logMessage(str(err), LOG_TAG, Qgis.MessageLevel.Warning)
         missing = missing_dependencies()
         if missing:
-            QgsMessageLog.logMessage(install_message(missing), LOG_TAG, Qgis.MessageLevel.Warning)
+            # Optional packages only (faiss): information; the algorithms all work without them.
+            level = Qgis.MessageLevel.Warning if any(d.required for d in missing) else Qgis.MessageLevel.Info
+            QgsMessageLog.logMessage(install_message(missing), LOG_TAG, level)

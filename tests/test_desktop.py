@@ -12,13 +12,13 @@ import pytest
 from qgis_cli import make_profile
 
 
-def run_desktop(tmp_path, drive_script, extra_env=None, timeout=240, install=True):
+def run_desktop(tmp_path, drive_script, extra_env=None, timeout=240, install=True, profile=None):
     """Start QGIS under xvfb-run with ``drive_script``; stop early on a Python error.
 
     With ``install``, the plugin is installed first by ``make install`` into a throwaway
     profile. Returns (log lines, report dict or None, stdout+stderr tail).
     """
-    root = tmp_path / "qgis-profile"
+    root = profile or tmp_path / "qgis-profile"
     if install:
         env = make_profile(root)
     else:
@@ -77,6 +77,18 @@ def test_desktop_starts_with_the_plugin_and_logs_no_python_error(tmp_path):
     assert report["actions"], "no menu or toolbar actions"
     ours = [line for line in log if "earth embeddings" in line.lower() and "\t2\t" in line]
     assert not ours, "\n".join(ours)
+    # A fresh profile: the panel waits until the tool is chosen.
+    assert not report["dock_visible"]
+    # The optional faiss notice is information, shown once; the next start keeps it in the log.
+    first = [m for m in report["bar"] if "faiss" in m[1]]
+    assert all(level == 0 for level, _ in first), first  # Qgis.MessageLevel.Info
+    again = tmp_path / "second start"
+    again.mkdir()
+    log, report, output = run_desktop(again, drive, install=False, profile=tmp_path / "qgis-profile")
+    assert report is not None, output
+    assert not [m for m in report["bar"] if "faiss" in m[1]], report["bar"]
+    if first:
+        assert any("faiss" in line and "\t0\t" in line for line in log)
 
 
 def test_package_zip_installs_through_install_from_zip(tmp_path):
