@@ -33,6 +33,7 @@ class SearchDock(QgsDockWidget):
     options_changed = pyqtSignal()
     clear_requested = pyqtSignal()
     save_requested = pyqtSignal(str)  # a folder to copy the current results into
+    coverage_requested = pyqtSignal()
 
     def __init__(self, parent=None):
         super().__init__("Earth Embeddings click-to-search", parent)
@@ -111,6 +112,11 @@ class SearchDock(QgsDockWidget):
             "In a saved project they are also kept in the folder <project name>_embeddings beside it."
         )
         self.save_button.clicked.connect(self.choose_save_folder)
+        self.coverage_button = QPushButton("Show coverage", body)
+        self.coverage_button.setToolTip(
+            "Add the footprints of the collection's tiles for the year: where a click finds embeddings."
+        )
+        self.coverage_button.clicked.connect(self.coverage_requested)
         self.status = QLabel("Click a place on the map with the click-to-search tool.", body)
         self.status.setWordWrap(True)
         help_text = QLabel("Click: search for a place. Shift-click: add a place. Ctrl-click: add a negative.", body)
@@ -124,6 +130,7 @@ class SearchDock(QgsDockWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.clear_button)
         buttons.addWidget(self.save_button)
+        buttons.addWidget(self.coverage_button)
         layout.addLayout(buttons)
         layout.addWidget(help_text)
         layout.addWidget(self.status)

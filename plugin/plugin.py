@@ -32,6 +32,7 @@ class EarthEmbeddingsPlugin:
         self.search_dock = None
         self.search = None
         self.years_task = None
+        self.coverage_task = None
         self.years_source: str | None = None
 
     # Processing only: this is all qgis_process calls ------------------------------
@@ -105,6 +106,7 @@ class EarthEmbeddingsPlugin:
         self.search_dock.save_requested.connect(self.search.save_results)
         self.search_dock.options_changed.connect(self.search_options_changed)
         self.search_dock.source.editingFinished.connect(self.refresh_years)
+        self.search_dock.coverage_requested.connect(self.show_coverage)
         self.search.status.connect(self.search_dock.set_status)
         self.refresh_years()
         project = QgsProject.instance()
@@ -153,6 +155,53 @@ class EarthEmbeddingsPlugin:
             "Earth Embeddings: years of the collection", read_years, on_finished=done
         )
         QgsApplication.taskManager().addTask(self.years_task)
+
+    @guarded("Showing the coverage")
+    def show_coverage(self):
+        """Add the footprints of the panel's collection for its year (read by a background task)."""
+        from qgis.core import QgsTask
+
+        options = self.search_dock.options()
+
+        def footprints(_task, source=options.source, year=options.year):
+            from ..core.collection import open_collection
+
+            collection = open_collection(source)
+            try:
+                collection.check_year(year)
+                return collection.label, [t.wgs84_bounds for t in collection.query(year, -180, -90, 180, 90)]
+            finally:
+                collection.close()
+
+        def done(exception, result=None):
+            self.coverage_task = None
+            if exception is not None:
+                self.show_error(
+                    str(exception) if isinstance(exception, Exception) else "The coverage could not be read."
+                )
+                return
+            self.add_coverage_layer(options.year, *result)
+
+        self.search_dock.set_status("Reading the collection's footprints…")
+        self.coverage_task = QgsTask.fromFunction("Earth Embeddings: coverage", footprints, on_finished=done)
+        QgsApplication.taskManager().addTask(self.coverage_task)
+
+    def add_coverage_layer(self, year: int, label: str, boxes: list) -> None:
+        from qgis.core import QgsFeature, QgsFillSymbol, QgsGeometry, QgsProject, QgsRectangle, QgsVectorLayer
+
+        layer = QgsVectorLayer("Polygon?crs=EPSG:4326", f"Coverage {year}", "memory")
+        features = []
+        for west, south, east, north in boxes:
+            feature = QgsFeature()
+            feature.setGeometry(QgsGeometry.fromRect(QgsRectangle(west, south, east, north)))
+            features.append(feature)
+        layer.dataProvider().addFeatures(features)
+        layer.updateExtents()
+        layer.renderer().setSymbol(
+            QgsFillSymbol.createSimple({"style": "no", "outline_color": "90,90,90", "outline_width": "0.4"})
+        )
+        QgsProject.instance().addMapLayer(layer)
+        self.search_dock.set_status(f"{len(boxes):,} tile footprint(s) of {label} for {year}: click inside them.")
 
     @guarded("Earth Embeddings")
     def search_options_changed(self):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -259,7 +260,9 @@ class SearchController(QObject):
             if run.feedback.isCanceled():
                 self.status.emit("Search cancelled.")
             else:
-                message = run.feedback.errors[-1] if run.feedback.errors else "The similarity search failed."
+                message = (
+                    click_words(run.feedback.errors[-1]) if run.feedback.errors else "The similarity search failed."
+                )
                 # The map must not show the previous result as if it were this place's.
                 self.remove_results()
                 self.show_error(message, queued=True)
@@ -601,6 +604,33 @@ def exemplar_renderer() -> QgsCategorizedSymbolRenderer:
     ):
         categories.append(QgsRendererCategory(value, QgsMarkerSymbol.createSimple(spec), label))
     return QgsCategorizedSymbolRenderer("kind", categories)
+
+
+# The core names an exemplar that has no embeddings by its layer feature and the collection's
+# path; for a click, the place and the year are what the user needs.
+_NO_EMBEDDINGS = re.compile(
+    r"^The (?P<kind>exemplar|negative) feature \d+ \('(?:clicked|negative) place (?P<n>\d+)'\) "
+    r"(?P<what>lies outside the coverage|falls on no-data) (?:of|in) .* \((?P<year>\d{4})\)[;.]"
+)
+
+
+def click_words(message: str) -> str:
+    """A core message about a clicked place, in the words of a click."""
+    match = _NO_EMBEDDINGS.match(message)
+    if match is None:
+        return message
+    place = "clicked place" if match["kind"] == "exemplar" else "negative place"
+    if match["n"] != "1":
+        place += f" {match['n']}"
+    if match["what"].startswith("lies outside"):
+        return (
+            f"No embeddings at the {place} (outside the collection, {match['year']}); click inside the "
+            "collection's footprints (Show coverage adds them to the map)."
+        )
+    return (
+        f"No embeddings at the {place} (the collection has no data there in {match['year']}); click "
+        "next to the hole."
+    )
 
 
 def places_text(positives: int, negatives: int) -> str:

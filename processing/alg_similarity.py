@@ -254,6 +254,10 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
                 return []
             raise QgsProcessingException(tr("Choose a point or polygon layer of exemplars."))
         kind = "exemplar" if name == "EXEMPLARS" else "negative"
+        if source.featureCount() == 0:  # before the CRS: an empty layer often has none
+            if name == "NEGATIVES":
+                return []
+            raise QgsProcessingException(tr("The exemplar layer has no features; add at least one point or polygon."))
         crs = crs_string(source.sourceCrs())
         if crs is None:
             raise QgsProcessingException(

@@ -14,6 +14,7 @@ import processing
 REPORT = os.environ["EE_DESKTOP_REPORT"]
 SETUP = json.loads(os.environ["EE_DIALOGS"])  # index, year, bbox, screenshots
 report = {"stage": "start"}
+timers = []
 
 
 def finish():
@@ -83,8 +84,25 @@ def setup():
     QTimer.singleShot(1500, inspect_modal)
     plugin.open_algorithm("embeddings:load")  # modal: returns when inspect_modal closed it
     report["year_range"] = [dock.year.minimum(), dock.year.maximum()]
-    report["stage"] = "done"
-    finish()
+    dock.coverage_button.click()  # Show coverage: the collection's footprints for the year
+    waited = []
+
+    def poll():
+        from qgis.core import QgsProject
+
+        layers = QgsProject.instance().mapLayersByName("Coverage 2024")
+        waited.append(1)
+        if layers or len(waited) > 200:
+            timer.stop()
+            report["coverage"] = layers[0].featureCount() if layers else None
+            report["coverage_status"] = dock.status.text()
+            report["stage"] = "done"
+            finish()
+
+    timer = QTimer()
+    timer.timeout.connect(poll)
+    timer.start(50)
+    timers.append(timer)
 
 
 QTimer.singleShot(1500, setup)

@@ -219,3 +219,4 @@ def test_dialogs_open_with_the_canvas_extent_and_a_collection_picker(tmp_path, s
     assert report["toolbar"]["values"]["SOURCE"] == sample_index
     assert report["toolbar"]["values"]["YEAR"] == "2024"
     assert report["year_range"] == [2017, 2024]  # the panel's Year: the sample's years
+    assert report["coverage"] == 8, report  # Show coverage: the sample's 8 tiles of 2024

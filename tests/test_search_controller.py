@@ -191,13 +191,17 @@ def test_failures_become_one_sentence_in_the_message_bar(controller, truth, monk
     warnings = bar.get_messages(Qgis.MessageLevel.Warning)
     assert len(warnings) == 1
     text = warnings[0]
-    assert "outside the coverage" in text and "Traceback" not in text and text.count("\n") == 0
+    assert "No embeddings at the clicked place (outside the collection, 2024)" in text
+    assert "Traceback" not in text and text.count("\n") == 0 and "aef_index" not in text
     assert controller.layer(search_module.SIMILARITY) is None
 
     hole = truth.holes[0]
     click(controller, *map(float, truth.lonlat_of_local(hole["x"], hole["y"])))  # no data there
     wait_for_tasks(controller)
-    assert "no-data" in bar.get_messages(Qgis.MessageLevel.Warning)[-1]
+    assert (
+        "No embeddings at the clicked place (the collection has no data there in 2024)"
+        in (bar.get_messages(Qgis.MessageLevel.Warning)[-1])
+    )
 
     monkeypatch.setattr(search_module, "ALGORITHM_ID", "embeddings:not_installed")
     click(controller, *class_interior_points(truth, 0, YEAR, 1)[0])
