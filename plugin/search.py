@@ -219,7 +219,9 @@ class SearchController(QObject):
             f"{LAYER_NAMES[SIMILARITY]} {options.year} ({places_text(len(self.exemplars), len(self.negatives))})"
         )
         run.context = QgsProcessingContext()
-        run.context.setProject(QgsProject.instance())
+        # Not the project: the task reads its inputs from files, and a project handed to a worker
+        # thread is searched there for layers while the GUI thread changes it.
+        run.context.setTransformContext(QgsProject.instance().transformContext())
         run.feedback = SearchFeedback()
         run.task = QgsProcessingAlgRunnerTask(algorithm, parameters, run.context, run.feedback)
         run.task.setDescription(f"Earth Embeddings: similarity search {run.serial}")
