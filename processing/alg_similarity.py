@@ -157,7 +157,7 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
                     tr("Keep top places this far from the exemplars (metres)"),
                     NUMBER_DOUBLE,
                     0.0,
-                    False,
+                    True,  # optional: models made before it keep running
                     0.0,
                 ),
                 "Top places are at least this far from every exemplar and negative (from a polygon's "
@@ -183,7 +183,7 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
         self.addParameter(
             with_help(
                 QgsProcessingParameterNumber(
-                    "MIN_AREA_M2", tr("Smallest area to keep (m²)"), NUMBER_DOUBLE, 0.0, False, 0.0
+                    "MIN_AREA_M2", tr("Smallest area to keep (m²)"), NUMBER_DOUBLE, 0.0, True, 0.0
                 ),
                 "Areas above the threshold smaller than this are left out of the similar areas (no "
                 "speckle of single pixels); 0 keeps every area.",
@@ -244,6 +244,12 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("RESOLUTION_USED", tr("Pixel size of the output (metres)")))
 
     # Inputs ------------------------------------------------------------------------
+    def optional_number(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> float:
+        """An optional number parameter; 0 when it is not given."""
+        if parameters.get(name) in (None, ""):
+            return 0.0
+        return self.parameterAsDouble(parameters, name, context)
+
     def exemplars(
         self, parameters: dict[str, Any], name: str, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> list[Exemplar]:
@@ -313,8 +319,8 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
             top_k=top_k,
             min_separation_m=self.parameterAsDouble(parameters, "MIN_SEPARATION_M", context),
             threshold=threshold,
-            exclude_radius_m=self.parameterAsDouble(parameters, "EXCLUDE_RADIUS_M", context),
-            min_area_m2=self.parameterAsDouble(parameters, "MIN_AREA_M2", context),
+            exclude_radius_m=self.optional_number(parameters, "EXCLUDE_RADIUS_M", context),
+            min_area_m2=self.optional_number(parameters, "MIN_AREA_M2", context),
         )
         with core_errors():
             result = similarity_map(request, FeedbackProgress(feedback))

@@ -103,6 +103,19 @@ class EmbeddingsRgbStyle(QgsProcessingLayerPostProcessorInterface):
         apply_qml(layer, "embeddings_rgb.qml")
 
 
+class PcaRgbStyle(QgsProcessingLayerPostProcessorInterface):
+    """Bands 1/2/3 of a PCA view as red/green/blue, as written (already stretched to 1..255)."""
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
+        from qgis.core import QgsMultiBandColorRenderer
+
+        if not isinstance(layer, QgsRasterLayer) or layer.dataProvider() is None:
+            return
+        layer.setRenderer(QgsMultiBandColorRenderer(layer.dataProvider(), 1, 2, 3))
+        expand_legend(layer)
+        layer.triggerRepaint()
+
+
 class GraduatedStyle(QgsProcessingLayerPostProcessorInterface):
     """A polygon layer coloured by a numeric field in quantile classes (blue - yellow - red)."""
 
