@@ -446,9 +446,9 @@ class SearchController(QObject):
             if child.layer() is not None and child.layer().customProperty(ROLE_PROPERTY) not in below:
                 index += 1
         node = group.insertLayer(index, layer)
-        group.setExpanded(True)
-        if node is not None:
-            node.setExpanded(True)
+        # The layer tree view shows a new group collapsed whatever the node says, and follows
+        # only changes of the flag: toggle it once the view has taken the new rows in.
+        QTimer.singleShot(0, functools.partial(expand_nodes, [group, node]))
         if hold_view:
             QTimer.singleShot(0, functools.partial(bridge.setAutoSetupOnFirstLayer, True))
 
@@ -633,6 +633,17 @@ def click_words(message: str) -> str:
         f"No embeddings at the {place} (the collection has no data there in {match['year']}); click "
         "next to the hole."
     )
+
+
+def expand_nodes(nodes) -> None:
+    """Show the legends of layer tree nodes (see add_layer)."""
+    for node in nodes:
+        try:
+            if node is not None:
+                node.setExpanded(False)
+                node.setExpanded(True)
+        except RuntimeError:  # removed meanwhile
+            pass
 
 
 def places_text(positives: int, negatives: int) -> str:

@@ -10,7 +10,7 @@ import qgis.utils
 from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsPointXY, QgsProject, QgsRectangle
 from qgis.PyQt.QtCore import QPoint, Qt, QTimer
 from qgis.PyQt.QtTest import QTest
-from qgis.PyQt.QtWidgets import QApplication
+from qgis.PyQt.QtWidgets import QApplication, QDockWidget
 
 REPORT = os.environ["EE_DESKTOP_REPORT"]
 SETUP = json.loads(os.environ["EE_CLICK_SEARCH"])  # index, year, bbox, click, probes, screenshot
@@ -163,6 +163,15 @@ def inspect():
         canvas.mapCanvasRefreshed.disconnect(save)
         canvas.saveAsImage(SETUP["screenshot"])
         report["screenshot"] = SETUP["screenshot"]
+        # The whole window as the analyst sees it: map, panel, legend (a wider legend panel, and
+        # without the first start's one-time notice about the optional faiss package).
+        window = qgis.utils.iface.mainWindow()
+        layers = window.findChild(QDockWidget, "Layers")
+        if layers is not None:
+            window.resizeDocks([layers], [330], Qt.Orientation.Horizontal)
+        qgis.utils.iface.messageBar().clearWidgets()
+        QApplication.processEvents()
+        window.grab().save(SETUP["window_screenshot"])
         report["stage"] = "saved screenshot"
         QTimer.singleShot(0, reopen)
 

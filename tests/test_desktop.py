@@ -128,6 +128,7 @@ def test_click_to_search_in_the_desktop(tmp_path, sample_dir, sample_index, trut
         "click": click,
         "probes": probes,
         "screenshot": str(screenshot),
+        "window_screenshot": str(outputs / "click_to_search_window.png"),
         "context_layer": str(sample_dir / "aef_index.gpkg"),
         "project": str(tmp_path / "analysis.qgz"),
     }
