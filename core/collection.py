@@ -38,6 +38,15 @@ from .progress import Progress
 from .remote import cache_dir, fetch_cached, head_ok
 
 OFFICIAL_BASE = "https://data.source.coop/tge-labs/aef/v1/annual/"
+# Where the public product is read from: OFFICIAL_BASE unless this names another address
+# (a mirror, or in tests a local port).
+PUBLIC_URL_ENV = "EARTH_EMBEDDINGS_PUBLIC_URL"
+# Seconds to wait for the first connection to the public store before saying it is unreachable.
+FIRST_CONTACT_TIMEOUT_S = 5.0
+NO_CONNECTION = (
+    "No connection to the public AEF product ({host}); choose a local collection or index URL in "
+    "Collection, or check the internet connection."
+)
 OFFICIAL_S3_PREFIX = "s3://us-west-2.opendata.source.coop/"
 OFFICIAL_HTTPS_PREFIX = "https://data.source.coop/"
 MARKER = "/v1/annual/"
@@ -194,10 +203,12 @@ def open_collection(source: str | None, progress: Progress | None = None) -> Col
     progress = progress or Progress()
     source = (source or "").strip()
     if not source:
-        url = _official_index_url(progress)
+        base = public_base()
+        _check_reachable(base)
+        url = _official_index_url(base, progress)
         return _open_remote(url, official=True, progress=progress)
     if source.startswith(("http://", "https://")):
-        official = source.startswith(OFFICIAL_BASE)
+        official = source.startswith((OFFICIAL_BASE, public_base()))
         return _open_remote(source, official=official, progress=progress)
     if source.lower().startswith(("s3://", "gs://", "/vsi", "file:")):
         raise EmbeddingsError(
@@ -220,16 +231,39 @@ def open_collection(source: str | None, progress: Progress | None = None) -> Col
     return Collection(db, str(path.resolve().parent), official=False, label=str(path))
 
 
-def _official_index_url(progress: Progress) -> str:
+def public_base() -> str:
+    """The address of the public product's annual folder (ends in /)."""
+    base = os.environ.get(PUBLIC_URL_ENV, "").strip() or OFFICIAL_BASE
+    return base if base.endswith("/") else base + "/"
+
+
+def _check_reachable(url: str, timeout_s: float = FIRST_CONTACT_TIMEOUT_S) -> None:
+    """One sentence at once when the store's host cannot be connected to, instead of the HTTP
+    client's retries and their text. Behind a proxy the direct connection says nothing: skipped."""
+    import socket
+    from urllib.parse import urlsplit
+    from urllib.request import getproxies
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.scheme in getproxies():
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout_s).close()
+    except OSError:
+        raise EmbeddingsError(NO_CONNECTION.format(host=parts.hostname)) from None
+
+
+def _official_index_url(base: str, progress: Progress) -> str:
     # The Parquet index is the smallest (~70 MB) but needs pyarrow; without it, prefer the
     # CSV if the store has one, and fall back to the GeoPackage (~500 MB).
     if _has_pyarrow():
-        return OFFICIAL_BASE + "aef_index.parquet"
-    csv_url = OFFICIAL_BASE + "aef_index.csv"
+        return base + "aef_index.parquet"
+    csv_url = base + "aef_index.csv"
     if head_ok(csv_url):
         return csv_url
     progress.info("No CSV index on the public store and no Parquet reader: using the GeoPackage index.")
-    return OFFICIAL_BASE + "aef_index.gpkg"
+    return base + "aef_index.gpkg"
 
 
 def _open_remote(url: str, official: bool, progress: Progress) -> Collection:

@@ -187,6 +187,15 @@ def snap_grid(bounds: Bounds, crs: str, resolution_m: float, anchor: tuple[float
     return Grid(crs, Affine(res, 0.0, gx0, 0.0, -res, gy1), width, height)
 
 
+def pyramid_resolution(ground_m: float, native_m: float = 10.0) -> float:
+    """The coarsest ``native_m`` x 2^k (10, 20, 40, 80 ... m) not coarser than ``ground_m``
+    (the size of a screen pixel on the ground): the resolution of a search that follows the
+    map, on the levels where the product's overviews lie; ``native_m`` when zoomed in."""
+    if not math.isfinite(ground_m) or ground_m < 2 * native_m:
+        return float(native_m)
+    return float(native_m * 2 ** math.floor(math.log2(ground_m / native_m) + 1e-9))
+
+
 def centre_utm(extent: Bounds, extent_crs: str, what: str = "the extent") -> str:
     """The UTM zone of the centre of ``extent``."""
     xmin, ymin, xmax, ymax = extent
@@ -201,11 +210,12 @@ def grid_for_extent(
     extent_crs: str,
     target_crs: str | None = None,
     resolution_m: float = 10.0,
+    anchor: tuple[float, float] = (0.0, 0.0),
 ) -> Grid:
     """The grid covering ``extent`` in ``target_crs`` (default: UTM zone of the centre).
 
-    Edges are snapped outward to multiples of the resolution, so that at 10 m in the
-    tiles' own UTM zone the grid lines up with the AEF pixels.
+    Edges are snapped outward to ``anchor`` + multiples of the resolution, so that at 10 m in
+    the tiles' own UTM zone the grid lines up with the AEF pixels.
     """
     xmin, ymin, xmax, ymax = (float(v) for v in extent)
     if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)) or xmax <= xmin or ymax <= ymin:
@@ -213,7 +223,7 @@ def grid_for_extent(
     if not resolution_m or resolution_m <= 0:
         raise EmbeddingsError("The resolution must be a positive number of metres (10 is the product's own).")
     crs = projected_crs(target_crs or centre_utm((xmin, ymin, xmax, ymax), extent_crs), "the UTM zone of the extent")
-    return snap_grid(transform_bounds((xmin, ymin, xmax, ymax), extent_crs, crs), crs, resolution_m)
+    return snap_grid(transform_bounds((xmin, ymin, xmax, ymax), extent_crs, crs), crs, resolution_m, anchor)
 
 
 def check_size(grid: Grid, max_pixels: int, bands: int = 64) -> None:
@@ -262,16 +272,21 @@ def crop_grid(grid: Grid, extent: Bounds, extent_crs: str) -> Grid:
 @dataclass(frozen=True)
 class GridSpec:
     """What the user asked for: an extent (in ``extent_crs``), a target CRS (None = the UTM
-    zone of the extent's centre), a resolution and a pixel limit."""
+    zone of the extent's centre), a resolution and a pixel limit. ``align_to_tiles``: at a
+    coarser resolution than the tiles', put the grid lines on the pixel lattice of the tile
+    under the extent, so that its overviews line up and are read instead of native pixels."""
 
     extent: Bounds | None = None
     extent_crs: str | None = None
     target_crs: str | None = None
     resolution_m: float = 10.0
     max_pixels: int = DEFAULT_MAX_PIXELS
+    align_to_tiles: bool = False
 
 
-def resolve_grid(spec: GridSpec, native: Grid | None = None, alternative: str = "") -> Grid:
+def resolve_grid(
+    spec: GridSpec, native: Grid | None = None, alternative: str = "", anchor: tuple[float, float] = (0.0, 0.0)
+) -> Grid:
     """The output grid: ``native`` (an input raster's own grid) cropped to the extent if one is
     given, else the snapped grid of the extent; refused above the pixel limit.
 
@@ -282,6 +297,6 @@ def resolve_grid(spec: GridSpec, native: Grid | None = None, alternative: str = 
     else:
         if spec.extent is None:
             raise EmbeddingsError(f"Choose an extent to map (for example the map canvas extent){alternative}.")
-        grid = grid_for_extent(spec.extent, spec.extent_crs or "EPSG:4326", spec.target_crs, spec.resolution_m)
+        grid = grid_for_extent(spec.extent, spec.extent_crs or "EPSG:4326", spec.target_crs, spec.resolution_m, anchor)
     check_size(grid, spec.max_pixels)
     return grid

@@ -212,6 +212,13 @@ def open_int16_output(
     return _open_output(path, grid, band_names, "int16", nodata, tags or {})
 
 
+def open_rgb_output(
+    path: str, grid: Grid, band_names: Sequence[str], nodata: int = 0, tags: dict[str, str] | None = None
+) -> contextlib.AbstractContextManager[RasterWriter]:
+    """A 3-band uint8 GeoTIFF (an RGB view) written atomically."""
+    return _open_output(path, grid, band_names, "uint8", nodata, tags or {})
+
+
 def write_signed_view_vrt(tif_path: str | os.PathLike[str], vrt_path: str | os.PathLike[str] | None = None) -> str:
     """A VRT beside an int8 GeoTIFF that shows its codes as signed Int16.
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from affine import Affine
 
 from .arrays import Array
 from .block import CHUNK_PIXELS, Block
@@ -83,6 +84,8 @@ class SimilarityRequest:
     min_separation_m: float = 100.0
     threshold: float | None = None
     use_faiss: bool | None = None
+    exclude_radius_m: float = 0.0  # top places keep this far from the exemplars and negatives
+    min_area_m2: float = 0.0  # areas above the threshold smaller than this are dropped
     block_size: int = DEFAULT_BLOCK
     scheduler: str | None = None  # a Dask scheduler's address (core.dask_run); None = this computer
     task_px: int = TASK_PX
@@ -131,13 +134,32 @@ class _Sum:
         self.count += count
 
 
-def _add_pixel(source: EmbeddingSource, exemplar: Exemplar, x: float, y: float, crs: str, acc: _Sum) -> None:
-    read = source.pixel_at(x, y, crs)
+def _add_pixel(
+    source: EmbeddingSource, exemplar: Exemplar, x: float, y: float, crs: str, acc: _Sum, lattice: Grid | None = None
+) -> None:
+    read = source.pixel_at(x, y, crs) if lattice is None else _lattice_pixel(source, lattice, x, y, crs)
     if read is None:
         raise EmbeddingsError(_outside(source, exemplar))
     if not read[1]:
         raise EmbeddingsError(_on_nodata(source, exemplar))
     acc.add(read[0].astype(np.float64), 1)
+
+
+def _lattice_pixel(source: EmbeddingSource, lattice: Grid, x: float, y: float, crs: str) -> tuple[Array, bool] | None:
+    """(values, valid) of the pixel of ``lattice`` (the output grid, extended anywhere) under a
+    point: the same averaged vector the map has there, also for a point off the extent."""
+    lx, ly = transformer(crs, lattice.crs).transform(x, y)
+    if not (math.isfinite(lx) and math.isfinite(ly)):
+        return None
+    t = lattice.transform
+    col, row = math.floor((lx - t.c) / t.a), math.floor((ly - t.f) / t.e)
+    one = Grid(lattice.crs, t * Affine.translation(col, row), 1, 1)
+    try:
+        with source.reader(one) as reader:
+            block = reader.read(Window(0, 0, 1, 1))
+    except NoCoverage:
+        return None
+    return block.values()[:, 0, 0], bool(block.valid[0, 0])
 
 
 def _outside(source: EmbeddingSource, exemplar: Exemplar) -> str:
@@ -176,11 +198,13 @@ def _add_polygon(source: EmbeddingSource, exemplar: Exemplar, local: Geometry, c
         raise EmbeddingsError(_on_nodata(source, exemplar))
 
 
-def exemplar_vector(source: EmbeddingSource, exemplar: Exemplar) -> Array:
+def exemplar_vector(source: EmbeddingSource, exemplar: Exemplar, lattice: Grid | None = None) -> Array:
     """The unit vector (bands,) of one exemplar; an error that names it when it has no data.
 
-    A point takes the pixel under it; a polygon the renormalised mean of the pixels whose
-    centres lie in it, read in the source's native pixels around the exemplar.
+    A point takes the pixel under it (of ``lattice`` when given: the output grid at a coarser
+    resolution, so that the exemplar is the averaged vector the map shows); a polygon the
+    renormalised mean of the pixels whose centres lie in it, read in the source's native
+    pixels around the exemplar.
     """
     geom = exemplar.geometry
     kind = geom.get("type") if isinstance(geom, dict) else None
@@ -202,7 +226,7 @@ def exemplar_vector(source: EmbeddingSource, exemplar: Exemplar) -> Array:
     acc = _Sum()
     if kind in POINT_TYPES:
         for x, y in pts:
-            _add_pixel(source, exemplar, float(x), float(y), crs, acc)
+            _add_pixel(source, exemplar, float(x), float(y), crs, acc, lattice)
     else:
         _add_polygon(source, exemplar, local, crs, acc)
     assert acc.total is not None
@@ -213,13 +237,18 @@ def exemplar_vector(source: EmbeddingSource, exemplar: Exemplar) -> Array:
     return np.asarray(mean / norm, dtype=np.float32)
 
 
-def exemplar_vectors(source: EmbeddingSource, exemplars: Sequence[Exemplar], progress: Progress | None = None) -> Array:
-    """Unit vectors (n, bands) of exemplars, in order."""
+def exemplar_vectors(
+    source: EmbeddingSource,
+    exemplars: Sequence[Exemplar],
+    progress: Progress | None = None,
+    lattice: Grid | None = None,
+) -> Array:
+    """Unit vectors (n, bands) of exemplars, in order (points on ``lattice``, see exemplar_vector)."""
     progress = progress or Progress()
     out = []
     for i, ex in enumerate(exemplars):
         progress.check_cancelled()
-        out.append(exemplar_vector(source, ex))
+        out.append(exemplar_vector(source, ex, lattice))
         progress.set_progress(100.0 * (i + 1) / len(exemplars))
     return np.asarray(out, dtype=np.float32)
 
@@ -321,13 +350,20 @@ def _check(request: SimilarityRequest) -> None:
         raise EmbeddingsError(f"The aggregate must be one of {', '.join(AGGREGATES)}.")
     if request.top_k < 0 or request.min_separation_m < 0:
         raise EmbeddingsError("The number of top places and the minimum separation cannot be negative.")
+    if request.exclude_radius_m < 0 or request.min_area_m2 < 0:
+        raise EmbeddingsError("The exclusion radius and the minimum area cannot be negative.")
 
 
-def _scorer(src: EmbeddingSource, request: SimilarityRequest, progress: Progress) -> Scorer:
+def _scorer(src: EmbeddingSource, request: SimilarityRequest, progress: Progress, grid: Grid) -> Scorer:
     n_pos, n_all = len(request.exemplars), len(request.exemplars) + len(request.negatives)
-    positives = exemplar_vectors(src, request.exemplars, progress.sub(0, 100 * n_pos / n_all))
+    # From a collection at a coarser resolution than its 10 m, a clicked point is the output
+    # pixel under it, as the map averages it (an input raster is read on its own pixels anyway).
+    lattice = grid if src.native_grid() is None and grid.resolution > 10.0 else None
+    positives = exemplar_vectors(src, request.exemplars, progress.sub(0, 100 * n_pos / n_all), lattice)
     negatives = (
-        exemplar_vectors(src, request.negatives, progress.sub(100 * n_pos / n_all, 100)) if request.negatives else None
+        exemplar_vectors(src, request.negatives, progress.sub(100 * n_pos / n_all, 100), lattice)
+        if request.negatives
+        else None
     )
     if negatives is not None and request.aggregate == "max":
         progress.info(
@@ -354,7 +390,51 @@ class _Heatmap:
         self.score_max = max(self.score_max, float(part["score_max"]))
 
 
-def _score_block(block: Block, scorer: Scorer, grid: Grid, heat: _Heatmap, search: TopKSearch | None) -> Array:
+class _Exclusion:
+    """The pixels whose centres lie closer than a radius to an exemplar or a negative (its
+    bounding box for a polygon), kept out of the top places: "places like this, elsewhere"."""
+
+    boxes: list[tuple[float, float, float, float]]
+    radius_px: float
+
+    @classmethod
+    def from_boxes(cls, boxes: Sequence[Sequence[float]], radius_px: float) -> _Exclusion:
+        """The zones again from their plain values (a Dask task's copy)."""
+        out = cls.__new__(cls)
+        out.boxes = [(float(b[0]), float(b[1]), float(b[2]), float(b[3])) for b in boxes]
+        out.radius_px = float(radius_px)
+        return out
+
+    def __init__(self, places: Sequence[Exemplar], grid: Grid, radius_m: float):
+        t = grid.transform
+        self.radius_px = float(radius_m) / grid.resolution
+        boxes = []
+        for place in places:
+            x0, y0, x1, y1 = bounds(transform_geometry(place.geometry, place.crs, grid.crs))
+            c0, c1 = sorted(((x0 - t.c) / t.a, (x1 - t.c) / t.a))
+            r0, r1 = sorted(((y0 - t.f) / t.e, (y1 - t.f) / t.e))
+            boxes.append((c0, r0, c1, r1))
+        self.boxes = [b for b in boxes if all(math.isfinite(v) for v in b)]
+
+    def keep(self, rows: Array, cols: Array) -> Array:
+        """True for the pixels (grid rows and columns) outside every exclusion zone."""
+        keep = np.ones(rows.shape, dtype=bool)
+        cx, cy = cols + 0.5, rows + 0.5
+        for c0, r0, c1, r1 in self.boxes:
+            dx = np.maximum(np.maximum(c0 - cx, 0.0), cx - c1)
+            dy = np.maximum(np.maximum(r0 - cy, 0.0), cy - r1)
+            keep &= dx * dx + dy * dy >= self.radius_px**2
+        return keep
+
+
+def _score_block(
+    block: Block,
+    scorer: Scorer,
+    grid: Grid,
+    heat: _Heatmap,
+    search: TopKSearch | None,
+    exclusion: _Exclusion | None = None,
+) -> Array:
     """The block's scores for the raster (no-data -9999), added to the summary and the search."""
     w = block.window
     out = np.full(w.shape, NODATA_SCORE, dtype=np.float32)
@@ -369,6 +449,10 @@ def _score_block(block: Block, scorer: Scorer, grid: Grid, heat: _Heatmap, searc
         ids = (rr + w.row_off).astype(np.int64) * grid.width + (cc + w.col_off)
         # Only faiss needs the vectors (as rows) to bound the candidates.
         vectors = block.unit_vectors() if search.method == "faiss" and ids.size > search.m else None
+        if exclusion is not None:
+            keep = exclusion.keep(rr + w.row_off, cc + w.col_off)
+            ids, scores = ids[keep], scores[keep]
+            vectors = None if vectors is None else vectors[keep]
         search.add_block(ids, scores, vectors)
     return out
 
@@ -391,8 +475,10 @@ def similarity_task(
         int(params["top_k"]), float(params["min_separation_m"]), params["use_faiss"], scorer, grid, Progress()
     )
     heat = _Heatmap()
+    plain = params.get("exclusion")
+    exclusion = None if plain is None else _Exclusion.from_boxes(*plain)
     blocks = [
-        ((w.col_off, w.row_off, w.width, w.height), _score_block(block, scorer, grid, heat, search))
+        ((w.col_off, w.row_off, w.width, w.height), _score_block(block, scorer, grid, heat, search, exclusion))
         for w, (block,) in stream(readers, windows, Progress())
     ]
     pool = None if search is None else (search.pool_ids, search.pool_scores)
@@ -432,7 +518,7 @@ def similarity_map(request: SimilarityRequest, progress: Progress | None = None)
             if request.threshold is not None:
                 check_whole_raster(grid, request.grid.max_pixels, "areas above the threshold")
             cluster = ClusterRun(request.scheduler, (request.source,), request.task_px)
-        scorer = _scorer(src, request, progress.sub(2, 8))
+        scorer = _scorer(src, request, progress.sub(2, 8), grid)
         search = _search(request.top_k, request.min_separation_m, request.use_faiss, scorer, grid, progress)
         with (
             reading([src], grid) as readers,
@@ -440,6 +526,9 @@ def similarity_map(request: SimilarityRequest, progress: Progress | None = None)
         ):
             progress.info(readers[0].plan.describe())
             windows = windows_for(grid, readers, request.block_size)
+            exclusion = None
+            if search is not None and request.exclude_radius_m > 0:
+                exclusion = _Exclusion([*request.exemplars, *request.negatives], grid, request.exclude_radius_m)
             if cluster is not None:
                 params = {
                     "positives": scorer.positives,
@@ -448,6 +537,8 @@ def similarity_map(request: SimilarityRequest, progress: Progress | None = None)
                     "top_k": request.top_k,
                     "min_separation_m": request.min_separation_m,
                     "use_faiss": request.use_faiss,
+                    # Plain values: the workers' copy of the core has its own classes.
+                    "exclusion": None if exclusion is None else (exclusion.boxes, exclusion.radius_px),
                 }
 
                 def merge(part: dict[str, Any]) -> None:
@@ -458,7 +549,7 @@ def similarity_map(request: SimilarityRequest, progress: Progress | None = None)
                 run_tasks(cluster, "similarity", params, grid, readers, windows, out, merge, progress.sub(8, heat_end))
             else:
                 for window, (block,) in stream(readers, windows, progress.sub(8, heat_end)):
-                    out.write(_score_block(block, scorer, grid, heat, search)[None], window)
+                    out.write(_score_block(block, scorer, grid, heat, search, exclusion)[None], window)
             if heat.valid_pixels == 0:
                 raise EmbeddingsError(
                     "The embeddings have no data anywhere in this extent; move the extent onto the coverage."
@@ -469,11 +560,15 @@ def similarity_map(request: SimilarityRequest, progress: Progress | None = None)
     if search is not None:
         result.top = _to_top_places(search.places(), grid)
         result.search_method = search.method
+        away = f", {request.exclude_radius_m:g} m or more from the exemplars" if request.exclude_radius_m > 0 else ""
         progress.info(
-            f"Top {len(result.top)} place(s) at least {request.min_separation_m:g} m apart, found with {search.method}."
+            f"Top {len(result.top)} place(s) at least {request.min_separation_m:g} m apart{away}, "
+            f"found with {search.method}."
         )
     if request.threshold is not None:
-        result.areas = areas_above(str(request.output), float(request.threshold), progress=progress.sub(heat_end, 100))
+        result.areas = areas_above(
+            str(request.output), float(request.threshold), request.min_area_m2, progress=progress.sub(heat_end, 100)
+        )
         progress.info(f"{len(result.areas)} area(s) score above {request.threshold:g}.")
     progress.set_progress(100.0)
     progress.info(

@@ -17,7 +17,18 @@ from typing import TypeVar
 from .arrays import Array
 from .collection import Collection, TileRef, open_collection
 from .errors import EmbeddingsError, NoCoverage
-from .grid import Bounds, Grid, GridSpec, Window, crop_grid, grid_for_extent, resolve_grid, transformer, utm_epsg
+from .grid import (
+    Bounds,
+    Grid,
+    GridSpec,
+    Window,
+    crop_grid,
+    grid_for_extent,
+    resolve_grid,
+    same_crs,
+    transformer,
+    utm_epsg,
+)
 from .progress import Progress
 from .reader import MosaicReader
 from .tile import Tile
@@ -215,4 +226,31 @@ def open_on_grid(
             raster.close()
             raise
     resolved = resolve_grid(grid, None, alternative)
-    return open_source(spec, progress), resolved
+    source = open_source(spec, progress)
+    if grid.align_to_tiles and resolved.resolution > 10.0:
+        try:
+            anchor = tile_anchor(source, resolved)
+            if anchor is not None:
+                resolved = resolve_grid(grid, None, alternative, anchor)
+        except BaseException:
+            source.close()
+            raise
+    return source, resolved
+
+
+def tile_anchor(source: EmbeddingSource, grid: Grid) -> tuple[float, float] | None:
+    """The origin of the tile in the grid's CRS that covers most of ``grid`` (its pixel lattice
+    is where its overviews' pixels lie), or None when no tile in that CRS covers it."""
+    best: tuple[float, Tile] | None = None
+    gx0, gy0, gx1, gy1 = grid.bounds
+    for tile in source.tiles_for(grid):
+        if not same_crs(tile.crs, grid.crs):
+            continue
+        tx0, ty0, tx1, ty1 = tile.bounds
+        overlap = max(0.0, min(gx1, tx1) - max(gx0, tx0)) * max(0.0, min(gy1, ty1) - max(gy0, ty0))
+        if overlap > 0 and (best is None or overlap > best[0]):
+            best = (overlap, tile)
+    if best is None:
+        return None
+    t = best[1].meta.transform
+    return (float(t.c), float(t.f))

@@ -11,6 +11,7 @@ SETTINGS_PREFIX = "earth_embeddings/search/"
 PROJECT_SCOPE = "earth_embeddings"
 YEARS = (2017, 2025)  # the public product's annual layers
 MAX_TOP_K = 100
+MAX_RESOLUTION_M = 10_000.0
 
 
 @dataclass
@@ -22,6 +23,7 @@ class SearchOptions:
     top_k: int = 10
     opacity: float = 0.8  # 0..1, of the Similarity layer
     threshold: float | None = None
+    resolution_m: float | None = None  # None: follow the map (see plugin.search.map_resolution_m)
 
     def to_strings(self) -> dict:
         return {
@@ -30,6 +32,7 @@ class SearchOptions:
             "top_k": str(self.top_k),
             "opacity": repr(self.opacity),
             "threshold": "" if self.threshold is None else repr(self.threshold),
+            "resolution_m": "" if self.resolution_m is None else repr(self.resolution_m),
         }
 
     @classmethod
@@ -41,6 +44,7 @@ class SearchOptions:
         out.top_k = _clamp(_number(values.get("top_k"), int), 0, MAX_TOP_K, out.top_k)
         out.opacity = _clamp(_number(values.get("opacity"), float), 0.0, 1.0, out.opacity)
         out.threshold = _clamp(_number(values.get("threshold"), float), -2.0, 2.0, None)
+        out.resolution_m = _clamp(_number(values.get("resolution_m"), float), 10.0, MAX_RESOLUTION_M, None)
         return out
 
 

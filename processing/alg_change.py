@@ -53,6 +53,8 @@ class ChangeMapAlgorithm(EmbeddingsAlgorithm):
         "change percentiles p50/p90/p99 and the area above the threshold.\n\n"
         "The two years are read block by block onto one grid, so memory does not grow with the "
         "extent.\n\n"
+        "DASK_SCHEDULER (advanced, optional): the address of a Dask scheduler (tcp://host:8786) whose "
+        "workers compute the map, bit for bit the same as on this computer (README: Larger than one computer).\n\n"
         "Example (qgis_process): qgis_process run embeddings:change -- SOURCE=/data/aef/aef_index.csv "
         'YEAR_A=2017 YEAR_B=2024 EXTENT="-90.02,-89.98,44.44,44.46 [EPSG:4326]" TARGET_CRS=EPSG:32616 '
         "RESOLUTION=10 THRESHOLD=0.25 OUTPUT=/tmp/change.tif OUTPUT_POLYGONS=/tmp/change_areas.gpkg"

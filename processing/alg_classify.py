@@ -199,9 +199,7 @@ class ClassifyAlgorithm(EmbeddingsAlgorithm):
         )
         self.addParameter(
             with_help(
-                QgsProcessingParameterFeatureSource(
-                    "VALIDATION", tr("Validation places (optional)"), kinds, optional=True
-                ),
+                QgsProcessingParameterFeatureSource("VALIDATION", tr("Validation places"), kinds, optional=True),
                 "Labelled places kept apart for measuring accuracy (same class field). Without them the "
                 "accuracy comes from grouped cross-validation on the training places.",
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from qgis.core import (
@@ -12,6 +13,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
@@ -58,9 +60,12 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
         "Inputs: a collection, year and extent (as in 'Load embeddings for extent'), or an "
         "embedding raster as INPUT (its own grid, cropped to the extent if one is given; year, "
         "target CRS and resolution are then not used). TARGET_CRS, RESOLUTION and MAX_PIXELS: the output "
-        "grid's CRS (empty = the UTM zone of the extent), pixel size in metres and pixel limit. EXEMPLARS: point or polygon features in any "
+        "grid's CRS (empty = the UTM zone of the extent), pixel size in metres and pixel limit; "
+        "ALIGN_TO_TILES puts a coarser grid on the tiles' pixel lattice so that their overviews are read "
+        "(the click-to-search panel does). EXEMPLARS: point or polygon features in any "
         "CRS; a point takes the pixel under it, a polygon the mean of the pixels whose centres lie "
-        "in it (renormalised; a polygon smaller than a pixel takes the pixel under its centroid). "
+        "in it (renormalised; a polygon smaller than a pixel takes the pixel under its centroid); at a resolution "
+        "coarser than the collection's, a point takes the output pixel under it (the averaged vector the map shows). "
         "Exemplars may lie outside the extent: they are read wherever they are. NEGATIVES "
         "(optional): places that should score low. AGGREGATE: the cosine with the mean of the "
         "exemplars (default), or the maximum cosine over the exemplars.\n\n"
@@ -70,11 +75,14 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
         "negatives. It loads with the magma ramp stretched from the 2nd percentile of the scores to "
         "their maximum.\n\n"
         "TOP_K > 0 writes the K most similar places at least MIN_SEPARATION_M metres apart (pixel "
-        "centres, fields rank and score, in the output's CRS). The search is exact: faiss inner "
+        "centres, fields rank and score, in the output's CRS), and at least EXCLUDE_RADIUS_M metres "
+        "from the exemplars and negatives (default 0: the exemplars themselves may rank first). The search is exact: faiss inner "
         "products over each block's vectors (NumPy when faiss is not installed, with the same "
         "result; the maximum with negatives, not an inner product, always ranks the scores with "
         "NumPy). THRESHOLD (optional) writes the connected areas scoring above it as OUTPUT_AREAS, with their area "
-        "in m2 and mean score.\n\n"
+        "in m2 and mean score; areas under MIN_AREA_M2 are left out.\n\n"
+        "DASK_SCHEDULER (advanced, optional): the address of a Dask scheduler (tcp://host:8786) whose "
+        "workers compute the map, bit for bit the same as on this computer (README: Larger than one computer).\n\n"
         "Example (qgis_process): qgis_process run embeddings:similarity -- "
         "SOURCE=/data/aef/aef_index.csv YEAR=2024 "
         'EXTENT="-90.02,-89.98,44.44,44.46 [EPSG:4326]" EXEMPLARS=/data/fields.geojson TOP_K=5 '
@@ -107,9 +115,7 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
         )
         self.addParameter(
             with_help(
-                QgsProcessingParameterFeatureSource(
-                    "NEGATIVES", tr("Negative exemplars (optional)"), kinds, optional=True
-                ),
+                QgsProcessingParameterFeatureSource("NEGATIVES", tr("Negative exemplars"), kinds, optional=True),
                 "Places that must score low (for example a similar-looking class to tell apart). The "
                 "score becomes cos(x, positives) - cos(x, negatives).",
             )
@@ -149,8 +155,23 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
         self.addParameter(
             with_help(
                 QgsProcessingParameterNumber(
+                    "EXCLUDE_RADIUS_M",
+                    tr("Keep top places this far from the exemplars (metres)"),
+                    NUMBER_DOUBLE,
+                    0.0,
+                    True,  # optional: models made before it keep running
+                    0.0,
+                ),
+                "Top places are at least this far from every exemplar and negative (from a polygon's "
+                "bounding box): places like the exemplars, elsewhere. 0 = the exemplars' own pixels may "
+                "rank first.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterNumber(
                     "THRESHOLD",
-                    tr("Score threshold for areas (optional)"),
+                    tr("Score threshold for areas"),
                     NUMBER_DOUBLE,
                     None,
                     True,
@@ -159,6 +180,30 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
                 ),
                 "When set, the connected areas (8-connected pixels) scoring above this value are written "
                 "as polygons with their area and mean score. Empty: no areas.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterNumber(
+                    "MIN_AREA_M2", tr("Smallest area to keep (m²)"), NUMBER_DOUBLE, 0.0, True, 0.0
+                ),
+                "Areas above the threshold smaller than this are left out of the similar areas (no "
+                "speckle of single pixels); 0 keeps every area.",
+            )
+        )
+        self.addParameter(
+            with_help(
+                QgsProcessingParameterBoolean(
+                    "ALIGN_TO_TILES",
+                    tr("Align a coarser grid to the tiles' pixels (reads their overviews)"),
+                    False,
+                    optional=True,
+                ),
+                "At a resolution coarser than the collection's 10 m, put the output grid's lines on the "
+                "pixel lattice of the tile under the extent, so that the tiles' overviews (means of 2 x 2, "
+                "4 x 4 ... pixels) are read instead of every native pixel: far fewer bytes, the same "
+                "averages. Off: the grid lines fall on multiples of the resolution.",
+                advanced=True,
             )
         )
         self.addParameter(
@@ -199,8 +244,15 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("VALID_PIXELS", tr("Pixels with a score")))
         self.addOutput(QgsProcessingOutputNumber("SCORE_LOW", tr("2nd percentile of the scores")))
         self.addOutput(QgsProcessingOutputNumber("SCORE_MAX", tr("Highest score")))
+        self.addOutput(QgsProcessingOutputNumber("RESOLUTION_USED", tr("Pixel size of the output (metres)")))
 
     # Inputs ------------------------------------------------------------------------
+    def optional_number(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext) -> float:
+        """An optional number parameter; 0 when it is not given."""
+        if parameters.get(name) in (None, ""):
+            return 0.0
+        return self.parameterAsDouble(parameters, name, context)
+
     def exemplars(
         self, parameters: dict[str, Any], name: str, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> list[Exemplar]:
@@ -211,6 +263,10 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
                 return []
             raise QgsProcessingException(tr("Choose a point or polygon layer of exemplars."))
         kind = "exemplar" if name == "EXEMPLARS" else "negative"
+        if source.featureCount() == 0:  # before the CRS: an empty layer often has none
+            if name == "NEGATIVES":
+                return []
+            raise QgsProcessingException(tr("The exemplar layer has no features; add at least one point or polygon."))
         crs = crs_string(source.sourceCrs())
         if crs is None:
             raise QgsProcessingException(
@@ -243,7 +299,10 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
         self, parameters: dict[str, Any], context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> dict[str, Any]:
         source = self.source_spec(parameters, context)
-        grid = self.grid_spec(parameters, context)
+        grid = replace(
+            self.grid_spec(parameters, context),
+            align_to_tiles=self.parameterAsBool(parameters, "ALIGN_TO_TILES", context),
+        )
         if not source.raster and grid.extent is None:
             raise QgsProcessingException(
                 tr("Choose an extent to map (for example the map canvas extent), or an embedding raster as input.")
@@ -264,6 +323,8 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
             min_separation_m=self.parameterAsDouble(parameters, "MIN_SEPARATION_M", context),
             threshold=threshold,
             scheduler=self.scheduler(parameters, context),
+            exclude_radius_m=self.optional_number(parameters, "EXCLUDE_RADIUS_M", context),
+            min_area_m2=self.optional_number(parameters, "MIN_AREA_M2", context),
         )
         with core_errors():
             result = similarity_map(request, FeedbackProgress(feedback))
@@ -272,6 +333,7 @@ class SimilarityAlgorithm(EmbeddingsAlgorithm):
             "VALID_PIXELS": result.valid_pixels,
             "SCORE_LOW": result.score_low,
             "SCORE_MAX": result.score_max,
+            "RESOLUTION_USED": result.grid.resolution,
             "OUTPUT_TOP_K": None,
             "OUTPUT_AREAS": None,
         }

@@ -90,6 +90,7 @@ DASK_HELP = (
     "is limited by what this computer can write (the free space of the output folder). The output is the same, "
     "bit for bit, as on this computer."
 )
+SOURCE_WIDGET = __package__.rsplit(".", 1)[0] + ".plugin.source_widget.SourceWidgetWrapper"
 YEAR_LABELS = {"YEAR": ("Year", 2024), "YEAR_A": ("Year A (before)", 2017), "YEAR_B": ("Year B (after)", 2024)}
 
 
@@ -255,17 +256,12 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
     def add_source_parameters(
         self, year_names: tuple[str, ...] = ("YEAR",), optional_extent: bool = False, extent: bool = True
     ) -> None:
-        self.addParameter(
-            with_help(
-                QgsProcessingParameterString(
-                    "SOURCE",
-                    tr("Collection (index, folder or URL; empty = public AEF)"),
-                    defaultValue="",
-                    optional=True,
-                ),
-                SOURCE_HELP,
-            )
+        source = QgsProcessingParameterString(
+            "SOURCE", tr("Collection (index, folder or URL; empty = public AEF)"), defaultValue="", optional=True
         )
+        # The desktop's picker for a file, a folder or a URL (plugin/source_widget.py).
+        source.setMetadata({"widget_wrapper": {"class": SOURCE_WIDGET}})
+        self.addParameter(with_help(source, SOURCE_HELP))
         for name in year_names:
             label, default = YEAR_LABELS[name]
             self.addParameter(
@@ -277,7 +273,6 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
                         defaultValue=default,
                         minValue=1900,
                         maxValue=2200,
-                        optional=optional_extent,
                     ),
                     YEAR_HELP,
                 )
@@ -363,7 +358,10 @@ class EmbeddingsAlgorithm(QgsProcessingAlgorithm):
         return (self.parameterAsString(parameters, "DASK_SCHEDULER", context) or "").strip() or None
 
     def add_input_raster(self, name: str, label: str, help_text: str) -> None:
-        self.addParameter(with_help(QgsProcessingParameterRasterLayer(name, tr(label), optional=True), help_text))
+        """An embedding raster that replaces the collection: under Advanced, the collection reads first."""
+        self.addParameter(
+            with_help(QgsProcessingParameterRasterLayer(name, tr(label), optional=True), help_text, advanced=True)
+        )
 
     # Reading parameters ----------------------------------------------------------
     def grid_spec(self, parameters: dict[str, Any], context: QgsProcessingContext) -> GridSpec:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import importlib
 import os
 
-from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsProcessingModelAlgorithm, QgsProcessingProvider
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsMessageLog,
+    QgsProcessingModelAlgorithm,
+    QgsProcessingModelChildParameterSource,
+    QgsProcessingProvider,
+)
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.deps import importable, install_message, missing_dependencies
@@ -58,11 +65,39 @@ class ShippedModel(QgsProcessingModelAlgorithm):
         for child_id in self.childAlgorithms():
             self.childAlgorithm(child_id).reattach()
         self.updateDestinationParameters()
+        self.order_parameters()
         # The rebuilt outputs carry no help; the model's help page has it, keyed by name.
         help_content = self.helpContent()
         for param in self.destinationParameterDefinitions():
             if not param.help() and help_content.get(param.name()):
                 param.setHelp(help_content[param.name()])
+
+    def order_parameters(self) -> None:
+        """List the inputs in the order of the algorithm they feed (the collection first), not
+        in the alphabetical order QGIS 3.22 reads them from the .model3 file."""
+        position: dict[str, tuple[int, int]] = {}
+        for child_id in self.childAlgorithms():
+            child = self.childAlgorithm(child_id)
+            algorithm = child.algorithm()
+            if algorithm is None:
+                continue
+            rank = 0 if child.algorithmId().startswith("embeddings:") else 1
+            names = [d.name() for d in algorithm.parameterDefinitions()]
+            for name, sources in child.parameterSources().items():
+                for source in sources:
+                    if source.source() == QgsProcessingModelChildParameterSource.ModelParameter and name in names:
+                        key = (rank, names.index(name))
+                        position[source.parameterName()] = min(position.get(source.parameterName(), key), key)
+        inputs = [d for d in self.parameterDefinitions() if not d.isDestination()]
+        ordered = sorted(inputs, key=lambda d: (*position.get(d.name(), (2, 0)), inputs.index(d)))
+        if [d.name() for d in ordered] == [d.name() for d in inputs]:
+            return
+        clones = [d.clone() for d in ordered]
+        outputs = [d.clone() for d in self.parameterDefinitions() if d.isDestination()]
+        for definition in inputs + outputs:
+            self.removeParameter(definition.name())
+        for definition in clones + outputs:
+            self.addParameter(definition)
 
 
 def shipped_models() -> list[str]:
@@ -139,4 +174,6 @@ class EmbeddingsProvider(QgsProcessingProvider):
                     QgsMessageLog.logMessage(str(err), LOG_TAG, Qgis.MessageLevel.Warning)
         missing = missing_dependencies()
         if missing:
-            QgsMessageLog.logMessage(install_message(missing), LOG_TAG, Qgis.MessageLevel.Warning)
+            # Optional packages only (faiss): information; the algorithms all work without them.
+            level = Qgis.MessageLevel.Warning if any(d.required for d in missing) else Qgis.MessageLevel.Info
+            QgsMessageLog.logMessage(install_message(missing), LOG_TAG, level)

@@ -42,6 +42,29 @@ def apply_qml(layer: QgsMapLayer, name: str) -> bool:
     return bool(ok)
 
 
+def expand_legend(layer: QgsMapLayer) -> None:
+    """Show the layer's legend (QGIS may add a styled result with its legend collapsed)."""
+    from qgis.core import QgsProject
+
+    node = QgsProject.instance().layerTreeRoot().findLayer(layer.id())
+    if node is not None:
+        node.setExpanded(True)
+
+
+def label_ramp(layer: QgsRasterLayer, minimum_label: str, maximum_label: str) -> None:
+    """Say what the ends of a pseudocolor layer's continuous legend mean."""
+    from qgis.core import QgsColorRampLegendNodeSettings, QgsSingleBandPseudoColorRenderer
+
+    renderer = layer.renderer()
+    if not isinstance(renderer, QgsSingleBandPseudoColorRenderer):
+        return
+    shader = renderer.shader().rasterShaderFunction()
+    settings = QgsColorRampLegendNodeSettings()
+    settings.setMinimumLabel(minimum_label)
+    settings.setMaximumLabel(maximum_label)
+    shader.setLegendSettings(settings)
+
+
 def needs_signed_view(layer: QgsRasterLayer) -> bool:
     """True when this QGIS reads an int8 file as unsigned Byte (its GDAL is older than 3.7).
 
@@ -78,6 +101,19 @@ class EmbeddingsRgbStyle(QgsProcessingLayerPostProcessorInterface):
                     "a VRT beside it that restores the signed codes."
                 )
         apply_qml(layer, "embeddings_rgb.qml")
+
+
+class PcaRgbStyle(QgsProcessingLayerPostProcessorInterface):
+    """Bands 1/2/3 of a PCA view as red/green/blue, as written (already stretched to 1..255)."""
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
+        from qgis.core import QgsMultiBandColorRenderer
+
+        if not isinstance(layer, QgsRasterLayer) or layer.dataProvider() is None:
+            return
+        layer.setRenderer(QgsMultiBandColorRenderer(layer.dataProvider(), 1, 2, 3))
+        expand_legend(layer)
+        layer.triggerRepaint()
 
 
 class GraduatedStyle(QgsProcessingLayerPostProcessorInterface):
@@ -127,6 +163,8 @@ class QmlStyle(QgsProcessingLayerPostProcessorInterface):
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API
         if layer is not None and not apply_qml(layer, self.qml) and feedback:
             feedback.reportError(f"The style {self.qml} could not be applied to {layer.name()}.")
+        if layer is not None:
+            expand_legend(layer)
 
 
 def stretch_pseudocolor(layer: QgsRasterLayer, minimum: float, maximum: float) -> bool:
@@ -164,6 +202,14 @@ class PseudocolorStyle(QmlStyle):
             return
         apply_qml(layer, self.qml)
         stretch_pseudocolor(layer, self.minimum, self.maximum)
+        if self.qml == "similarity.qml":
+            label_ramp(layer, *similarity_labels(self.minimum, self.maximum))
+        expand_legend(layer)
+
+
+def similarity_labels(low: float, high: float) -> tuple[str, str]:
+    """The ends of the similarity legend: what a score means."""
+    return f"{low:.2f} unlike", f"{high:.2f} (1 = identical to the exemplars)"
 
 
 def paletted_renderer(layer: QgsRasterLayer, classes: list[tuple[int, str, tuple[int, int, int]]]) -> Any:
@@ -198,6 +244,7 @@ class PalettedStyle(QgsProcessingLayerPostProcessorInterface):
         if not isinstance(layer, QgsRasterLayer) or layer.dataProvider() is None:
             return
         layer.setRenderer(paletted_renderer(layer, self.classes))
+        expand_legend(layer)
         layer.triggerRepaint()
 
 
@@ -215,6 +262,7 @@ class ChangeBandStyle(QmlStyle):
         renderer = layer.renderer()
         if renderer is not None and hasattr(renderer, "setBand"):
             renderer.setBand(self.band)
+        expand_legend(layer)
         layer.triggerRepaint()
 
 

@@ -10,7 +10,7 @@ import qgis.utils
 from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsPointXY, QgsProject, QgsRectangle
 from qgis.PyQt.QtCore import QPoint, Qt, QTimer
 from qgis.PyQt.QtTest import QTest
-from qgis.PyQt.QtWidgets import QApplication
+from qgis.PyQt.QtWidgets import QApplication, QDockWidget
 
 REPORT = os.environ["EE_DESKTOP_REPORT"]
 SETUP = json.loads(os.environ["EE_CLICK_SEARCH"])  # index, year, bbox, click, probes, screenshot
@@ -149,6 +149,7 @@ def inspect():
             "renderer": layer.renderer().type(),
             "in_group": group is not None and group.findLayer(layer.id()) is not None,
             "group_layers": [n.name() for n in group.findLayers()] if group is not None else [],
+            "expanded": [group.isExpanded()] + [n.isExpanded() for n in group.findLayers()] if group else [],
             "probes": probes,
         }
         top = plugin.search.layer("top_places")
@@ -162,11 +163,48 @@ def inspect():
         canvas.mapCanvasRefreshed.disconnect(save)
         canvas.saveAsImage(SETUP["screenshot"])
         report["screenshot"] = SETUP["screenshot"]
-        report["stage"] = "done"
-        finish()
+        # The whole window as the analyst sees it: map, panel, legend (a wider legend panel, and
+        # without the first start's one-time notice about the optional faiss package).
+        window = qgis.utils.iface.mainWindow()
+        layers = window.findChild(QDockWidget, "Layers")
+        if layers is not None:
+            window.resizeDocks([layers], [330], Qt.Orientation.Horizontal)
+        qgis.utils.iface.messageBar().clearWidgets()
+        QApplication.processEvents()
+        window.grab().save(SETUP["window_screenshot"])
+        report["stage"] = "saved screenshot"
+        QTimer.singleShot(0, reopen)
 
     canvas.mapCanvasRefreshed.connect(save)
     canvas.refresh()
+
+
+def reopen():
+    """Save the project as the desktop's Save As does, clear it, read it back: the results come back."""
+    plugin = qgis.utils.plugins["earth_embeddings"]
+    project = QgsProject.instance()
+    project.setFileName(SETUP["project"])
+    report["project_written"] = project.write()
+    report["sources_saved"] = {
+        role: plugin.search.layer(role).source() for role in ("similarity", "exemplars", "top_places")
+    }
+    project.clear()
+    report["project_read"] = project.read(SETUP["project"])
+    reopened = {}
+    for role in ("similarity", "exemplars", "top_places"):
+        layer = plugin.search.layer(role)
+        reopened[role] = (
+            None
+            if layer is None
+            else {
+                "valid": layer.isValid(),
+                "source": layer.source(),
+                "features": layer.featureCount() if hasattr(layer, "featureCount") else None,
+            }
+        )
+    report["reopened"] = reopened
+    report["stage"] = "done"
+    finish()
 
 
 QTimer.singleShot(1500, setup)

@@ -18,6 +18,8 @@ def finish():
         "active": "earth_embeddings" in qgis.utils.active_plugins,
         "provider": QgsApplication.processingRegistry().providerById("embeddings") is not None,
         "actions": [a.text() for a in getattr(plugin, "actions", [])],
+        "dock_visible": bool(getattr(plugin, "search_dock", None) and plugin.search_dock.isVisible()),
+        "bar": [[int(i.level()), i.title() + ": " + i.text()] for i in qgis.utils.iface.messageBar().items()],
     }
     with open(REPORT, "w") as f:
         json.dump(report, f)

@@ -152,3 +152,27 @@ def test_target_crs_and_resolution(run_alg, sample_index, truth, tmp_path):
         data = ds.read()
     vals = np.where(data == NODATA, 0, data)
     assert (vals != 0).any()
+
+
+def test_load_writes_and_loads_a_pca_rgb_view(sample_index, truth, tmp_path, plugin_processing):
+    import processing
+
+    out, pca = tmp_path / "emb.tif", tmp_path / "emb_pca.tif"
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    params = {
+        "SOURCE": sample_index,
+        "YEAR": 2024,
+        "EXTENT": extent_param(truth.notes["bbox_wgs84"]),
+        "OUTPUT": str(out),
+        "OUTPUT_PCA": str(pca),
+    }
+    res = processing.runAndLoadResults("embeddings:load", params, context=context, feedback=QgsProcessingFeedback())
+    assert res["OUTPUT_PCA"] == str(pca)
+    with rasterio.open(pca) as ds:
+        assert ds.count == 3 and ds.dtypes[0] == "uint8" and "of the variance" in ds.descriptions[0]
+    layer = next(lay for lay in QgsProject.instance().mapLayers().values() if lay.name() == "Embeddings 2024 (PCA RGB)")
+    assert layer.renderer().type() == "multibandcolor"
+    assert (layer.renderer().redBand(), layer.renderer().greenBand(), layer.renderer().blueBand()) == (1, 2, 3)
+    for lay in list(QgsProject.instance().mapLayers().values()):
+        QgsProject.instance().removeMapLayer(lay.id())

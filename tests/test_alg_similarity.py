@@ -7,6 +7,7 @@ import pytest
 import rasterio
 from ee_helpers import Recorder, extent_param
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsGeometry,
     QgsPointXY,
@@ -251,3 +252,12 @@ def test_cancel_leaves_no_output(run_alg, sample_index, truth, tmp_path):
     with pytest.raises(QgsProcessingException, match="[Cc]ancel"):
         run_alg("embeddings:similarity", params, feedback=CancelSoon())
     assert not list(tmp_path.iterdir())
+
+
+def test_an_empty_exemplar_layer_says_it_has_no_features(run_alg, sample_index, truth, tmp_path):
+    empty = QgsVectorLayer("Point", "clicked places", "memory")
+    empty.setCrs(QgsCoordinateReferenceSystem())  # no features and no CRS
+    assert empty.isValid() and not empty.crs().isValid()
+    out = tmp_path / "x.tif"
+    with pytest.raises(QgsProcessingException, match="^The exemplar layer has no features"):
+        run_alg("embeddings:similarity", base_params(sample_index, truth, empty, out))

@@ -155,3 +155,20 @@ def test_sample_tiles_have_the_real_products_internal_layout(sample_dir, tmp_pat
         assert (ds.read()[:, ::-1] == codes).all()
     with pytest.raises(ValueError, match="interleave"):
         _write_tile(tmp_path / "x.tif", codes, "EPSG:32616", 0.0, 0.0, 10.0, 64, interleave="line")
+
+
+def test_no_connection_to_the_public_product_is_one_sentence_naming_the_collection_field(monkeypatch, fresh_cache):
+    import socket
+
+    from earth_embeddings.core.collection import PUBLIC_URL_ENV, open_collection
+    from earth_embeddings.core.errors import EmbeddingsError
+
+    with socket.socket() as s:  # a local port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv(PUBLIC_URL_ENV, f"http://127.0.0.1:{port}/aef/v1/annual/")
+    with pytest.raises(EmbeddingsError) as err:
+        open_collection("")
+    text = str(err.value)
+    assert text.startswith("No connection to the public AEF product") and "in Collection" in text
+    assert "urllib3" not in text and "\n" not in text

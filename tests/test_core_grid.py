@@ -55,3 +55,12 @@ def test_crop_grid_keeps_the_raster_pixels_and_refuses_a_missed_extent():
     assert crop_grid(g, (0, 0, 1e7, 1e7), "EPSG:32616") == g
     with pytest.raises(EmbeddingsError, match="does not overlap"):
         crop_grid(g, (600000, 4900000, 600100, 4900100), "EPSG:32616")
+
+
+def test_pyramid_resolution_rounds_a_screen_pixel_down_to_ten_times_a_power_of_two():
+    from earth_embeddings.core.grid import pyramid_resolution
+
+    assert pyramid_resolution(3.0) == 10.0 and pyramid_resolution(19.9) == 10.0
+    assert pyramid_resolution(20.0) == 20.0 and pyramid_resolution(39.0) == 20.0
+    assert pyramid_resolution(70.0) == 40.0 and pyramid_resolution(80.0) == 80.0
+    assert pyramid_resolution(float("nan")) == 10.0

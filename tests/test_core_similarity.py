@@ -316,3 +316,28 @@ def test_block_scores_equal_the_scores_of_the_unit_vectors(wisconsin_raster, qua
     assert np.isnan(got[~valid]).all() and np.isfinite(got[valid]).all()
     np.testing.assert_allclose(got[valid], scorer.scores(vectors), atol=2e-6)
     assert got[170, 7] == 0.0
+
+
+def test_exclude_radius_keeps_top_places_away_from_the_exemplars(sample_index, truth, tmp_path):
+    """EXCLUDE_RADIUS_M: places like the exemplar, elsewhere; 0 (the default) keeps the old result."""
+    from earth_embeddings.core.grid import GridSpec, transformer
+    from earth_embeddings.core.similarity import Exemplar, SimilarityRequest, similarity_map
+    from earth_embeddings.core.source import SourceSpec
+    from earth_embeddings.scripts.sample import CLASSES, class_interior_points
+
+    lon, lat = class_interior_points(truth, CLASSES.index("forest"), 2024, 1, margin_m=150, seed=3)[0]
+    exemplar = Exemplar({"type": "Point", "coordinates": [lon, lat]}, "EPSG:4326", "clicked place 1")
+    common = dict(
+        exemplars=[exemplar],
+        source=SourceSpec(sample_index, 2024),
+        grid=GridSpec(tuple(truth.notes["bbox_wgs84"]), "EPSG:4326"),
+        top_k=5,
+        min_separation_m=100.0,
+    )
+    plain = similarity_map(SimilarityRequest(output=str(tmp_path / "a.tif"), **common))
+    away = similarity_map(SimilarityRequest(output=str(tmp_path / "b.tif"), exclude_radius_m=300.0, **common))
+    x, y = transformer("EPSG:4326", plain.grid.crs).transform(lon, lat)
+    assert min(np.hypot(p.x - x, p.y - y) for p in plain.top) < 10  # the clicked pixel itself ranks first
+    assert plain.top[0].score > 0.999
+    assert all(np.hypot(p.x - x, p.y - y) >= 300.0 for p in away.top)
+    assert len(away.top) == 5 and all(truth.class_at(p.lon, p.lat, 2024) == CLASSES.index("forest") for p in away.top)

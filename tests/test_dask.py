@@ -119,9 +119,9 @@ def exemplars(truth, cls_name, n=3, seed=0):
     ]
 
 
-@pytest.mark.parametrize("aggregate,negatives", [("mean", 0), ("max", 2)])
+@pytest.mark.parametrize("aggregate,negatives,exclude_m", [("mean", 0, 0.0), ("max", 2, 0.0), ("mean", 0, 300.0)])
 def test_similarity_is_bit_identical_with_the_same_top_places(
-    cluster, sample_index, truth, tmp_path, aggregate, negatives
+    cluster, sample_index, truth, tmp_path, aggregate, negatives, exclude_m
 ):
     base = SimilarityRequest(
         exemplars=exemplars(truth, "forest"),
@@ -135,6 +135,7 @@ def test_similarity_is_bit_identical_with_the_same_top_places(
         threshold=0.8,
         block_size=BLOCK,
         task_px=TASK_PX,
+        exclude_radius_m=exclude_m,  # places like these, elsewhere: the zones travel to the workers
     )
     local = similarity_map(base)
     log = Log()

@@ -2,6 +2,7 @@
 embeddings:similarity as background tasks on the sample collection, results land in reused
 layers, newer clicks supersede older ones, failures become one message-bar sentence."""
 
+import os
 import time
 
 import numpy as np
@@ -95,7 +96,7 @@ def test_click_maps_similarity_in_the_background_and_reuses_the_layer(controller
     wait_for_tasks(controller)
     assert controller.finished_log == [(1, True)]
     layer = similarity_layer()
-    assert isinstance(layer, QgsRasterLayer) and layer.isValid() and layer.name() == "Similarity"
+    assert isinstance(layer, QgsRasterLayer) and layer.isValid() and layer.name() == "Similarity 2024 (1 place)"
     assert isinstance(layer.renderer(), QgsSingleBandPseudoColorRenderer)
     assert layer.opacity() == pytest.approx(0.7)
     group = QgsProject.instance().layerTreeRoot().findGroup(GROUP_NAME)
@@ -115,9 +116,12 @@ def test_click_maps_similarity_in_the_background_and_reuses_the_layer(controller
     # Top places: 3 points, all on forest; the exemplar layer shows the click.
     top = controller.layer(search_module.TOP_PLACES)
     assert top is not None and top.featureCount() == 3
+    to_utm = transformer("EPSG:4326", top.crs().authid())
+    click_xy = to_utm.transform(*forest)
     for f in top.getFeatures():
-        p = f.geometry().asPoint()
-        assert truth.class_at(p.x(), p.y(), YEAR) == CLASSES.index("forest")
+        assert truth.class_at(f["lon"], f["lat"], YEAR) == CLASSES.index("forest")
+        # Places like this, elsewhere: none on the clicked place or next to it.
+        assert np.hypot(f["x"] - click_xy[0], f["y"] - click_xy[1]) >= search_module.SEPARATION_M
     exemplars = controller.layer(search_module.EXEMPLARS)
     assert [f["kind"] for f in exemplars.getFeatures()] == ["exemplar"]
 
@@ -161,6 +165,7 @@ def test_shift_and_ctrl_clicks_search_with_more_places_and_negatives(controller,
     assert scores["cropland"].min() > 0 > scores["cropland_b"].max()
     kinds = sorted(f["kind"] for f in controller.layer(search_module.EXEMPLARS).getFeatures())
     assert kinds == ["exemplar", "exemplar", "negative"]
+    assert similarity_layer().name() == "Similarity 2024 (2 places, 1 negative)"
 
 
 def test_threshold_shows_areas_above_it(controller, truth):
@@ -172,6 +177,7 @@ def test_threshold_shows_areas_above_it(controller, truth):
     areas = controller.layer(search_module.AREAS)
     assert areas is not None and areas.featureCount() > 0
     assert all(f["mean_score"] > 0.9 for f in areas.getFeatures())
+    assert all(f["area_m2"] >= search_module.MIN_AREA_M2 for f in areas.getFeatures())  # no speckle
     top = controller.layer(search_module.TOP_PLACES)
     assert top is None or top.featureCount() == 0
 
@@ -185,13 +191,17 @@ def test_failures_become_one_sentence_in_the_message_bar(controller, truth, monk
     warnings = bar.get_messages(Qgis.MessageLevel.Warning)
     assert len(warnings) == 1
     text = warnings[0]
-    assert "outside the coverage" in text and "Traceback" not in text and text.count("\n") == 0
+    assert "No embeddings at the clicked place (outside the collection, 2024)" in text
+    assert "Traceback" not in text and text.count("\n") == 0 and "aef_index" not in text
     assert controller.layer(search_module.SIMILARITY) is None
 
     hole = truth.holes[0]
     click(controller, *map(float, truth.lonlat_of_local(hole["x"], hole["y"])))  # no data there
     wait_for_tasks(controller)
-    assert "no-data" in bar.get_messages(Qgis.MessageLevel.Warning)[-1]
+    assert (
+        "No embeddings at the clicked place (the collection has no data there in 2024)"
+        in (bar.get_messages(Qgis.MessageLevel.Warning)[-1])
+    )
 
     monkeypatch.setattr(search_module, "ALGORITHM_ID", "embeddings:not_installed")
     click(controller, *class_interior_points(truth, 0, YEAR, 1)[0])
@@ -211,3 +221,114 @@ def test_escape_clears_and_cancels_the_running_search(controller, truth):
     assert controller.finished_log in ([(1, False)], [(1, True)])
     assert not controller.iface.messageBar().get_messages(Qgis.MessageLevel.Warning)
     assert any("Cleared" in s for s in statuses)
+
+
+def test_results_move_beside_a_saved_project_and_come_back_when_it_is_reopened(controller, truth, tmp_path):
+    forest = class_interior_points(truth, CLASSES.index("forest"), YEAR, 1, seed=5)[0]
+    click(controller, *forest)
+    wait_for_tasks(controller)
+    roles = (search_module.SIMILARITY, search_module.EXEMPLARS, search_module.TOP_PLACES)
+    # Before the project has a file the results live in the session's temp folder.
+    assert all(controller.layer(r).source().startswith(controller.root) for r in roles)
+    project = QgsProject.instance()
+    path = tmp_path / "survey.qgz"
+    project.setFileName(str(path))  # as the desktop's Save As does, before it writes
+    assert project.write()
+    folder = tmp_path / "survey_embeddings"
+    sources = {r: controller.layer(r).source().split("|")[0] for r in roles}
+    assert all(os.path.dirname(p) == str(folder) and os.path.isfile(p) for p in sources.values()), sources
+    assert sources[search_module.SIMILARITY].endswith(".tif")
+    assert sources[search_module.TOP_PLACES].endswith(".gpkg")
+    # A later click updates the same layers, writing beside the project; the old files go.
+    water = class_interior_points(truth, CLASSES.index("water"), YEAR, 1, seed=5)[0]
+    click(controller, *water)
+    wait_for_tasks(controller)
+    heatmap = controller.layer(search_module.SIMILARITY).source()
+    assert os.path.dirname(heatmap) == str(folder) and not os.path.exists(sources[search_module.SIMILARITY])
+    assert project.write()
+    ids = {r: controller.layer(r).id() for r in roles}
+
+    project.clear()
+    assert controller.layer(search_module.SIMILARITY) is None
+    assert project.read(str(path))
+    for role in roles:
+        layer = controller.layer(role)
+        assert layer is not None and layer.isValid() and layer.id() == ids[role], role
+    assert controller.layer(search_module.TOP_PLACES).featureCount() == 3
+    assert [f["kind"] for f in controller.layer(search_module.EXEMPLARS).getFeatures()] == ["exemplar"]
+    scores = class_scores(controller.layer(search_module.SIMILARITY).source(), truth)
+    assert scores["water"].min() > np.concatenate([v for c, v in scores.items() if c != "water"]).max()
+
+    # Save results... copies the current results anywhere, with plain names.
+    written = controller.save_results(str(tmp_path / "elsewhere"))
+    assert sorted(os.path.basename(p) for p in written) == ["exemplars.gpkg", "similarity.tif", "top_places.gpkg"]
+    project.clear()
+
+
+def test_a_failed_click_after_a_good_one_leaves_no_stale_heatmap(controller, truth):
+    bar = controller.iface.messageBar()
+    forest = class_interior_points(truth, CLASSES.index("forest"), YEAR, 1, seed=5)[0]
+    click(controller, *forest)
+    wait_for_tasks(controller)
+    assert controller.layer(search_module.SIMILARITY) is not None
+    old = controller.layer(search_module.SIMILARITY).source()
+    lon_min, lat_min, lon_max, lat_max = truth.notes["bbox_wgs84"]
+    click(controller, lon_max + 5.0, lat_max + 5.0)
+    wait_for_tasks(controller)
+    assert controller.finished_log == [(1, True), (2, False)]
+    assert controller.layer(search_module.SIMILARITY) is None and not os.path.exists(old)
+    assert controller.layer(search_module.TOP_PLACES) is None
+    assert len(bar.get_messages(Qgis.MessageLevel.Warning)) == 1
+    assert controller.last_error is not None
+    click(controller, *forest)
+    wait_for_tasks(controller)
+    assert controller.layer(search_module.SIMILARITY) is not None and controller.last_error is None
+
+
+def test_a_zoomed_out_search_follows_the_map_and_reads_overviews(controller, sample_dir, truth, fresh_cache):
+    from httpserver import RangeServer
+
+    from earth_embeddings.plugin.search import map_resolution_m
+
+    canvas = controller.iface.mapCanvas()
+    w, s, e, n = truth.notes["bbox_wgs84"]
+    cx, cy = (w + e) / 2, (s + n) / 2
+    size = canvas.mapSettings().outputSize()
+    width_px, aspect = size.width(), size.height() / size.width()
+    metres_per_degree = 111_320 * np.cos(np.radians(cy))
+    forest = class_interior_points(truth, CLASSES.index("forest"), YEAR, 1, seed=5)[0]
+
+    def search_at(ground_m_per_px, resolution_m=None):
+        """Zoom so that a screen pixel is about ``ground_m_per_px`` wide; click; what was read."""
+        half = ground_m_per_px * width_px / metres_per_degree / 2
+        canvas.setExtent(QgsRectangle(cx - half, cy - half * aspect, cx + half, cy + half * aspect))
+        controller.test_options.resolution_m = resolution_m
+        server.stats.reset()
+        click(controller, *forest)
+        run = controller.runs[controller.serial]
+        wait_for_tasks(controller)
+        assert controller.finished_log[-1] == (controller.serial, True), run.feedback.errors
+        with rasterio.open(similarity_layer().source()) as ds:
+            return map_resolution_m(canvas), ds.res[0], server.stats.bytes_sent, run.feedback.plan
+
+    with RangeServer(sample_dir) as server:
+        controller.test_options.source = server.url + "aef_index.csv"
+        search_at(5.0)  # the index is downloaded and cached once
+        near_res, near_px, _, near_plan = search_at(5.0)
+        far_res, far_px, far_bytes, far_plan = search_at(50.0)
+        _, fine_px, fine_bytes, _ = search_at(50.0, resolution_m=10.0)  # the same view at 10 m
+        # Inside a tile whose origin is 20 m off the 40 m lattice: the grid follows the tile.
+        tx0, ty0, tx1, ty1 = truth.zones["15N"]["tiles"][3]
+        lon, lat = transformer("EPSG:32615", "EPSG:4326").transform((tx0 + tx1) / 2 + 30, (ty0 + ty1) / 2 + 30)
+        cx, cy = lon, lat
+        _, shifted_px, _, shifted_plan = search_at(1000.0 / width_px, resolution_m=40.0)
+        with rasterio.open(similarity_layer().source()) as ds:
+            origin = (ds.transform.c, ds.transform.f)
+    assert near_res == near_px == 10.0 and "overview" not in near_plan
+    assert far_res == far_px == 40.0 and "at 40 m" in far_plan and "overview 1/" in far_plan, far_plan
+    assert fine_px == 10.0
+    # The same view read at 40 m from the overviews costs a fraction of the bytes read at 10 m
+    # (not a quarter: the sample's tiles are small, so their headers weigh in).
+    assert far_bytes < fine_bytes / 2, (far_bytes, fine_bytes)
+    assert shifted_px == 40.0 and "from overview 1/4" in shifted_plan, shifted_plan
+    assert origin[0] % 40 == pytest.approx(tx0 % 40) and (tx0 % 40) == pytest.approx(20)
