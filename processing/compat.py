@@ -61,3 +61,11 @@ else:
     from qgis.PyQt.QtCore import QVariant
 
     FIELD_DOUBLE, FIELD_INT64, FIELD_STRING = QVariant.Type.Double, QVariant.Type.LongLong, QVariant.Type.String
+
+# Where a model step's input comes from (the enum moved to Qgis in 3.24; 3.40 has only that).
+if hasattr(Qgis, "ProcessingModelChildParameterSource"):
+    FROM_MODEL_PARAMETER = Qgis.ProcessingModelChildParameterSource.ModelParameter
+else:
+    from qgis.core import QgsProcessingModelChildParameterSource
+
+    FROM_MODEL_PARAMETER = QgsProcessingModelChildParameterSource.ModelParameter

@@ -10,12 +10,12 @@ from qgis.core import (
     QgsApplication,
     QgsMessageLog,
     QgsProcessingModelAlgorithm,
-    QgsProcessingModelChildParameterSource,
     QgsProcessingProvider,
 )
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.deps import importable, install_message, missing_dependencies
+from .compat import FROM_MODEL_PARAMETER
 from .resources import LOG_TAG, MODELS, icon_path
 
 ICON = icon_path("embeddings.svg")
@@ -85,7 +85,7 @@ class ShippedModel(QgsProcessingModelAlgorithm):
             names = [d.name() for d in algorithm.parameterDefinitions()]
             for name, sources in child.parameterSources().items():
                 for source in sources:
-                    if source.source() == QgsProcessingModelChildParameterSource.ModelParameter and name in names:
+                    if source.source() == FROM_MODEL_PARAMETER and name in names:
                         key = (rank, names.index(name))
                         position[source.parameterName()] = min(position.get(source.parameterName(), key), key)
         inputs = [d for d in self.parameterDefinitions() if not d.isDestination()]
