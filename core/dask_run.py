@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
+import pickle
 import shutil
 import sys
 import time
@@ -169,6 +170,23 @@ def _local_paths(cluster: ClusterRun) -> list[str]:
     return [p for s in cluster.sources for p in (s.collection, s.raster) if p and is_local(p)]
 
 
+class _Call:
+    """Pickles as "call fn(*args)": unpickling it runs the task."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return self.fn, self.args
+
+
+def _call_blob(fn: Callable[..., Any], *args: Any) -> bytes:
+    """A task as bytes that ``pickle.loads`` runs. Newer schedulers (Debian 13's distributed)
+    unpickle the task graph themselves, and the scheduler has no copy of the plugin's core (only
+    the workers get it): with the call inside bytes, the scheduler sees only ``pickle.loads``."""
+    return pickle.dumps(_Call(fn, *args), protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def run_tasks(
     cluster: ClusterRun,
     kind: str,
@@ -204,7 +222,12 @@ def run_tasks(
             f"{cluster.task_px} px on {len(workers)} worker(s) at {cluster.scheduler}."
         )
         futures = [
-            client.submit(tasks.run_task, job, [tasks.window_tuple(w) for w in group], pure=False, retries=0)
+            client.submit(
+                pickle.loads,
+                _call_blob(tasks.run_task, job, [tasks.window_tuple(w) for w in group]),
+                pure=False,
+                retries=0,
+            )
             for group in groups
         ]
         by_worker: Counter[str] = Counter()
